@@ -1,0 +1,33 @@
+//! The contract of every Dakoku topic: the Avro schemas (`avro/*.avsc`, the files consumers
+//! in any language decode with), the topic names and message keys, typed Rust records for
+//! each value, and the Avro single-object codec that reads every known schema version by
+//! fingerprint. Every other crate names topics and encodes values through this one, so the
+//! contract lives in exactly one place.
+//!
+//! # Layout
+//!
+//! - `ids`: validated identifiers ([`TenantId`], [`DeviceId`], [`GroupId`], [`CardId`],
+//!   [`EmployeeId`], [`PunchId`]) that serialize as plain strings.
+//! - `topic`: the [`Topic`] enum (names, compaction) and the Kafka key of each topic.
+//! - `records`: [`RawPunch`], [`QuarantinedInput`], [`CheckedPunch`], [`AttendanceDay`] and
+//!   their enums, mirroring the `.avsc` files field for field.
+//! - `codec`: [`encode`] / [`decode`] in single-object encoding, the fingerprint
+//!   [`SchemaRegistry`] and [`CodecError`].
+//! - `catalog`: the embedded `.avsc` files, current and historical, and how to evolve them.
+
+pub mod catalog;
+mod codec;
+mod ids;
+mod records;
+mod topic;
+
+pub use codec::{
+    AvroRecord, CodecError, Fingerprint, HEADER_LEN, MARKER, MAX_DECODED_LEN, ParsedSchema,
+    SchemaRegistry, decode, encode, encode_into, fingerprint_of,
+};
+pub use ids::{CardId, DeviceId, EmployeeId, GroupId, IdError, PunchId, TenantId};
+pub use records::{
+    AttendanceDay, CheckedPunch, PunchKind, QuarantinedInput, RawPunch, RejectReason, Verdict,
+    from_epoch_days, from_millis, to_epoch_days, to_millis,
+};
+pub use topic::{Topic, attendance_key, checked_key, raw_key};
