@@ -1,0 +1,25 @@
+//! `punchctl`, Dakoku's operator CLI, as a library so end-to-end tests drive the same code.
+//!
+//! Every verb is a subcommand with its own `--help`; connection settings come from flags or
+//! the environment (`KAFKA_BROKERS`, `DATABASE_URL`), with the local stack's as defaults.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap) and the dispatcher [`run`].
+//! - [`topics`]: creation and description of the per-group Kafka topics (CONTRACT §2).
+//! - [`db`]: schema migrations.
+
+pub mod cli;
+pub mod db;
+pub mod topics;
+
+pub use cli::{Cli, run};
+
+/// Logs go to stderr (stdout is the command's output), filtered by `RUST_LOG`, default `warn`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
