@@ -7,12 +7,16 @@
 //! - [`cli`]: the command line (clap) and the dispatcher [`run`].
 //! - [`topics`]: creation and description of the per-group Kafka topics (CONTRACT §2).
 //! - [`db`]: schema migrations.
+//! - [`master`]: tenants and devices (master data in Postgres) and device tokens.
+//! - [`intake`]: operator pauses of punch intake for a group, tenant or device.
 
 pub mod cli;
 pub mod db;
+pub mod intake;
+pub mod master;
 pub mod topics;
 
-pub use cli::{Cli, run};
+pub use cli::{Cli, run, run_with_output};
 
 /// Logs go to stderr (stdout is the command's output), filtered by `RUST_LOG`, default `warn`.
 pub fn init_tracing() {
