@@ -8,6 +8,9 @@
 //! - [`TestDatabase`]: a fresh, migrated database per test, dropped by [`TestDatabase::drop_db`].
 //! - [`TestGroup`]: a unique tenant group with its topics created through `punchctl`'s code.
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
+//! - [`acceptor`]: an in-process `ingest-api` with seeded master data, and topic readers.
+
+pub mod acceptor;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,0 +1,35 @@
+//! `ingest-api`: the thin HTTP acceptor recorders send punches to.
+//!
+//! It authenticates the device from its signed token, validates the batch, appends punches to
+//! `punches.raw.<group>` and answers with what Kafka has durably taken. No database and no
+//! licence check on the request path; memory is bounded by in-flight budgets; refusals are
+//! cheap and carry a jittered `Retry-After`.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration and its start-up checks.
+//! - [`app`]: the router and handlers (`/v1/punches`, health, readiness, metrics, OpenAPI).
+//! - [`server`]: [`serve`], the accept loop, background tasks and graceful shutdown.
+//! - [`request`]: parsing and validation of a batch (pure, fuzzed).
+//! - [`token`]: signed device tokens.
+//! - [`snapshot`]: the in-memory master data (routing, revocations, pauses) and its refresher.
+//! - [`limits`]: per-device rate limits, in-flight budgets, jitter.
+//! - [`publisher`]: the Kafka producer.
+//! - [`error`]: every refusal and its status.
+//! - [`metrics`]: metric names and the Prometheus exporter.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod publisher;
+pub mod request;
+pub mod server;
+pub mod snapshot;
+pub mod token;
+
+pub use app::{AppState, app};
+pub use config::Config;
+pub use server::serve;
