@@ -77,6 +77,13 @@ impl Snapshot {
         Admission::Route(group)
     }
 
+    /// This snapshot with `tenant` routed to `group` (for tests and tools that run without
+    /// Postgres).
+    pub fn with_tenant(mut self, tenant: &str, group: GroupId) -> Self {
+        self.tenants.insert(tenant.to_owned(), group);
+        self
+    }
+
     /// Tenants known.
     pub fn tenant_count(&self) -> usize {
         self.tenants.len()
