@@ -659,3 +659,67 @@ async fn kafka_unreachable_means_503_with_retry_after_within_the_deadline_and_no
     tokio::time::timeout(Duration::from_secs(30), server).await???;
     db.drop_db().await
 }
+
+#[tokio::test]
+async fn postgres_gone_the_acceptor_serves_from_its_last_snapshot_and_says_so() -> anyhow::Result<()>
+{
+    let World {
+        stack,
+        group,
+        db,
+        tenant,
+        device,
+        acceptor,
+    } = World::new(|_| {}).await?;
+    let token = acceptor.token(&tenant, &device)?;
+    let body = batch(
+        &device,
+        vec![punch(1, "clock_in", "2020-12-04T08:00:00+09:00")],
+    );
+    let readyz = || async {
+        let response = reqwest::get(format!("{}/readyz", acceptor.base_url)).await?;
+        let status = response.status().as_u16();
+        anyhow::Ok((status, response.json::<Value>().await?))
+    };
+    let (status, ready) = readyz().await?;
+    assert_eq!(
+        (status, &ready["database_ok"]),
+        (200, &json!(true)),
+        "{ready}"
+    );
+
+    // The master data disappears under the acceptor (its connection is killed, and every
+    // reconnect fails): nothing on the request path needs it.
+    db.drop_db().await?;
+    let ready = eventually(
+        "readyz reports the database down",
+        Duration::from_secs(15),
+        || async {
+            let (status, ready) = readyz().await?;
+            Ok((ready["database_ok"] == json!(false)).then_some((status, ready)))
+        },
+    )
+    .await?;
+    assert_eq!(ready.0, 200, "a stale snapshot still serves: {}", ready.1);
+    assert_eq!(ready.1["snapshot_loaded"], json!(true));
+    let metrics = reqwest::get(format!("{}/metrics", acceptor.base_url))
+        .await?
+        .text()
+        .await?;
+    // The recorder is process-wide and other tests' acceptors share it, so only presence is
+    // asserted here; the value is this acceptor's readyz above.
+    assert!(
+        metrics.contains("ingest_snapshot_database_ok")
+            && metrics.contains("ingest_snapshot_age_seconds"),
+        "{metrics}"
+    );
+
+    let (status, _, receipt) = status_and_body(acceptor.post(&token, &body).await?).await?;
+    assert_eq!(
+        (status, receipt),
+        (200, json!({"acked": [1], "rejected": []}))
+    );
+    acceptor.stop().await?;
+    let _ = stack;
+    group.delete_topics().await
+}
