@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -152,15 +152,13 @@ pub struct Rejected {
     pub error: String,
 }
 
-async fn post_punches(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn post_punches(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
+    // Taking the request apart (rather than a `HeaderMap` extractor) avoids copying the headers.
+    let (parts, body) = request.into_parts();
     let outcome = tokio::time::timeout(
         state.config.request_deadline(),
-        accept(&state, &headers, body, started),
+        accept(&state, &parts.headers, body, started),
     )
     .await
     .unwrap_or_else(|_| {

@@ -47,6 +47,9 @@ pub mod name {
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into buckets, bounding the recorder's memory.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Installs the process-wide recorder once and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     HANDLE
@@ -67,6 +70,20 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed");
             }
             describe();
+            // Histogram samples are only folded into their buckets by upkeep; without it they
+            // pile up between scrapes (or forever, if nobody scrapes) and memory grows with load.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start metrics upkeep; memory grows until /metrics is scraped");
+            }
             handle
         })
         .clone()
@@ -128,7 +145,27 @@ fn describe() {
 
 /// Counts a finished request.
 pub fn request(route: &'static str, status: u16) {
-    counter!(name::REQUESTS, "route" => route, "status" => status.to_string()).increment(1);
+    counter!(name::REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
+}
+
+/// The label of a status, without allocating for the ones the acceptor answers with.
+fn status_label(status: u16) -> metrics::SharedString {
+    let known = match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        other => return metrics::SharedString::from(other.to_string()),
+    };
+    metrics::SharedString::const_str(known)
 }
 
 /// Counts a refusal.

@@ -63,8 +63,50 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
 /// The known punch kinds, for error messages.
 const KINDS: &str = "clock_in, clock_out, break_start, break_end";
 
+/// The shape of a valid item, borrowed: the common case parses in one pass without building a
+/// map or allocating per field (escaped strings aside).
+#[derive(Deserialize)]
+struct ItemFast<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    card_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    at: std::borrow::Cow<'a, str>,
+}
+
 /// Validates one item of the batch.
+///
+/// Valid items take a typed fast path; anything that fails it is re-examined field by field by
+/// [`explain`], so the error a recorder sees never depends on which path ran.
 pub fn validate_punch(index: usize, raw: &RawValue) -> Result<ValidPunch, Invalid<'_>> {
+    if let Ok(item) = serde_json::from_str::<ItemFast<'_>>(raw.get()) {
+        let kind = PunchKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == item.kind);
+        let at = DateTime::parse_from_rfc3339(&item.at).ok();
+        if let (true, Ok(card_id), Some(kind), Some(at)) = (
+            item.seq <= RawPunch::MAX_SEQ,
+            item.card_id.parse::<CardId>(),
+            kind,
+            at,
+        ) && at.timestamp().checked_mul(1000).is_some()
+        {
+            return Ok(ValidPunch {
+                seq: item.seq,
+                card_id,
+                kind,
+                at,
+            });
+        }
+    }
+    explain(index, raw)
+}
+
+/// The slow path: examines each field in turn and says exactly what is wrong.
+fn explain(index: usize, raw: &RawValue) -> Result<ValidPunch, Invalid<'_>> {
     let invalid = |seq: Option<u64>, error: String| Invalid {
         index,
         seq,
@@ -303,6 +345,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_fast_path_and_the_explanation_agree(
+            seq in prop_oneof![Just("1".to_owned()), Just("-1".to_owned()), Just("\"7\"".to_owned()),
+                               Just("9223372036854775808".to_owned()), (0u64..100).prop_map(|n| n.to_string())],
+            card in prop_oneof![Just("\"C1\"".to_owned()), Just("\"bad card\"".to_owned()), Just("5".to_owned())],
+            kind in prop_oneof![Just("\"clock_in\"".to_owned()), Just("\"nap\"".to_owned()), Just("null".to_owned())],
+            at in prop_oneof![Just("\"2020-12-04T08:44:59+09:00\"".to_owned()), Just("\"2020-12-04\"".to_owned())],
+            extra in prop_oneof![Just(String::new()), Just(", \"x\": 1".to_owned())],
+        ) {
+            let text = format!(r#"{{"seq": {seq}, "card_id": {card}, "kind": {kind}, "at": {at}{extra}}}"#);
+            let raw = raw(&text);
+            prop_assert_eq!(validate_punch(0, &raw), explain(0, &raw));
+        }
+
         #[test]
         fn parsing_and_validation_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             if let Ok(envelope) = parse_envelope(&body) {

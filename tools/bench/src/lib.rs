@@ -1,0 +1,29 @@
+//! `ingest-bench`: how much does accepting a punch cost, compared with what the parts under
+//! the acceptor can do on their own?
+//!
+//! One run sets up a fresh tenant group on the local stack (Postgres rows, Kafka topics, device
+//! tokens), starts a release `ingest-api` and a bare HTTP endpoint as separate processes, and
+//! measures side by side: batch ingest through `ingest-api` against a raw rdkafka producer with
+//! the acceptor's own producer settings; single-punch requests against the bare endpoint;
+//! open-loop latency at a fraction of each peak; and the acceptor's peak RSS and CPU time. It
+//! then removes what it created.
+//!
+//! # Layout
+//! - [`cli`]: the command line (flags, defaults, `--quick`).
+//! - [`setup`]: the bench tenant group (Postgres rows, topics, tokens) and its removal.
+//! - [`process`]: child processes (start, readiness, stop) and `/proc` accounting.
+//! - [`load`]: the load generator: workers, pacing (closed or open loop), latency histograms,
+//!   and the two senders (HTTP, raw Kafka producer).
+//! - [`bare`]: the bare endpoint, the HTTP baseline.
+//! - [`report`]: the results, the human summary and the JSON document.
+//! - [`run`]: the phases in order.
+
+pub mod bare;
+pub mod cli;
+pub mod load;
+pub mod process;
+pub mod report;
+pub mod run;
+pub mod setup;
+
+pub use cli::{Cli, Command, RunArgs};
