@@ -14,12 +14,15 @@
 //! - `codec`: [`encode`] / [`decode`] in single-object encoding, the fingerprint
 //!   [`SchemaRegistry`] and [`CodecError`].
 //! - `catalog`: the embedded `.avsc` files, current and historical, and how to evolve them.
+//! - `workdate`: [`work_date`], the tenant-local work date of a punch (CONTRACT §4), shared by
+//!   licence-check and attendance.
 
 pub mod catalog;
 mod codec;
 mod ids;
 mod records;
 mod topic;
+mod workdate;
 
 pub use codec::{
     AvroRecord, CodecError, Fingerprint, HEADER_LEN, MARKER, MAX_DECODED_LEN, ParsedSchema,
@@ -31,3 +34,4 @@ pub use records::{
     from_epoch_days, from_millis, to_epoch_days, to_millis,
 };
 pub use topic::{Topic, attendance_key, checked_key, raw_key};
+pub use workdate::{DEFAULT_DAY_CHANGE, DEFAULT_TIME_ZONE, work_date, work_date_default};

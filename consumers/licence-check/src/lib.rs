@@ -1,0 +1,38 @@
+//! `licence-check`: one licence verdict per raw punch, behind the log, exactly once.
+//!
+//! For each tenant group it serves, it consumes `punches.raw.<group>` (`read_committed`,
+//! consumer group `licence-check.<group>`), checks each punch against an in-memory snapshot of
+//! the master data (a pure function, CONTRACT §3) and produces one `CheckedPunch` to
+//! `punches.checked.<group>` keyed `<tenant>/<employee or card>`, in a Kafka transaction
+//! that also commits the input offsets. Undecodable records go to `punches.quarantine` with
+//! their origin, inside the same transaction; a circuit breaker stops a group whose invalid
+//! ratio explodes. Each group runs on its own thread with its own clients, so a poison record
+//! or a backlog in one group never holds up another.
+//!
+//! # Layout
+//! - [`config`]: the typed [`Config`] (flags and environment) and its start-up checks.
+//! - [`service`]: [`run`] / [`serve`] / [`Service`]: refresher, group threads, `/metrics`,
+//!   `/healthz`, `/readyz`, graceful shutdown.
+//! - [`worker`]: one group's transactional consume-transform-produce loop.
+//! - [`check`](mod@check): the licence check, a pure function of punch and snapshot.
+//! - [`snapshot`]: the master-data snapshot and its LISTEN/NOTIFY + poll refresher.
+//! - [`breaker`]: the circuit breaker on undecodable input.
+//! - [`recheck`]: re-judging rejected punches after master data is fixed (`punchctl recheck`).
+//! - [`metrics`]: metric names and the Prometheus exporter.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod breaker;
+pub mod check;
+pub mod config;
+pub mod metrics;
+pub mod recheck;
+pub mod service;
+pub mod snapshot;
+pub mod worker;
+
+pub use check::{Decision, check};
+pub use config::{Config, ConfigError, Mode};
+pub use service::{RunError, Service, run, serve};
+pub use snapshot::{Snapshot, SnapshotCell};
+pub use worker::{GroupError, GroupState};
