@@ -57,6 +57,18 @@ pub enum Command {
     /// Pause or resume punch intake for a group, tenant or device.
     #[command(subcommand)]
     Intake(IntakeCommand),
+    /// Employees of a tenant: cards, active ranges, licence seats.
+    #[command(subcommand)]
+    Employee(crate::licence_cli::EmployeeCommand),
+    /// A tenant's licence: seats and the work dates it is valid on.
+    #[command(subcommand)]
+    Licence(crate::licence_cli::LicenceCommand),
+    /// Re-run the licence check of rejected punches after master data is fixed; publishes
+    /// an accepted verdict for each that passes now. Idempotent.
+    Recheck(crate::licence_cli::RecheckArgs),
+    /// Payroll: a tenant's month of attendance as CSV.
+    #[command(subcommand)]
+    Payroll(crate::payroll::PayrollCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,7 +257,11 @@ fn parse_day_change(s: &str) -> Result<NaiveTime, String> {
 }
 
 /// Writes `rows` under `headers` as left-aligned columns separated by two spaces.
-fn write_table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+pub(crate) fn write_table(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -356,6 +372,19 @@ pub async fn run_with_output(
         Command::Tenant(command) => tenant(command, &conn.database_url, out).await?,
         Command::Device(command) => device(command, &conn.database_url, out, err).await?,
         Command::Intake(command) => intake(command, &conn.database_url, out).await?,
+        Command::Employee(command) => {
+            crate::licence_cli::employee(command, &conn.database_url, out).await?;
+        }
+        Command::Licence(command) => {
+            crate::licence_cli::licence(command, &conn.database_url, out).await?;
+        }
+        Command::Recheck(args) => {
+            crate::licence_cli::recheck(args, &conn.brokers, &conn.database_url, out).await?;
+        }
+        Command::Payroll(command) => {
+            let client = connect_db(&conn.database_url).await?;
+            crate::payroll::run(command, &client, out, err).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,11 +9,17 @@
 //! - [`db`]: schema migrations.
 //! - [`master`]: tenants and devices (master data in Postgres) and device tokens.
 //! - [`intake`]: operator pauses of punch intake for a group, tenant or device.
+//! - [`licence`]: employees and tenant licences (the licence check's master data);
+//!   [`licence_cli`]: the `employee`, `licence` and `recheck` verbs.
+//! - [`payroll`]: `payroll export`, a tenant's month of attendance as CSV.
 
 pub mod cli;
 pub mod db;
 pub mod intake;
+pub mod licence;
+pub mod licence_cli;
 pub mod master;
+pub mod payroll;
 pub mod topics;
 
 pub use cli::{Cli, run, run_with_output};

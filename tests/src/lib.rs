@@ -9,8 +9,14 @@
 //! - [`TestGroup`]: a unique tenant group with its topics created through `punchctl`'s code.
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
 //! - [`acceptor`]: an in-process `ingest-api` with seeded master data, and topic readers.
+//! - [`licence`]: licence-check fixtures: master data, raw punches and poison, an in-process
+//!   service, readers of the transactional output.
+//! - [`attendance`]: checked-punch scenarios (a realistic week, resends), the attendance
+//!   consumer in-process, an oracle from the pure rules, and a severable Postgres proxy.
 
 pub mod acceptor;
+pub mod attendance;
+pub mod licence;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
