@@ -65,6 +65,20 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed");
             }
             describe();
+            // Histogram samples are folded into buckets only by upkeep; without it they pile up
+            // in memory until the next scrape, or forever if nobody scrapes.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start metrics upkeep; memory grows until /metrics is scraped");
+            }
             handle
         })
         .clone()
