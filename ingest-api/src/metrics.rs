@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::ClientContext;
 use rdkafka::Statistics;
 
@@ -47,43 +47,12 @@ pub mod name {
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// How often histogram samples are folded into buckets, bounding the recorder's memory.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
 /// Installs the process-wide recorder once and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(name::ACK_LATENCY.to_owned()),
-                    &[
-                        0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    ],
-                )
-                .expect("bucket list is not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (e.g. by an embedding program); ours
-            // still renders what it records, so this is not fatal.
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed");
-            }
+            let handle = dakoku_service::install_prometheus();
             describe();
-            // Histogram samples are only folded into their buckets by upkeep; without it they
-            // pile up between scrapes (or forever, if nobody scrapes) and memory grows with load.
-            let upkeep = handle.clone();
-            let spawned = std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(UPKEEP_INTERVAL);
-                        upkeep.run_upkeep();
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start metrics upkeep; memory grows until /metrics is scraped");
-            }
             handle
         })
         .clone()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dakoku_schemas::{GroupId, RejectReason, Verdict};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Metric names: the only place they are spelled.
 pub mod name {
@@ -43,42 +43,8 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(name::BATCH_LATENCY.to_owned()),
-                    &[
-                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                    ],
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(name::BATCH_RECORDS.to_owned()),
-                        &[1.0, 10.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0],
-                    )
-                })
-                .expect("bucket lists are not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (e.g. by an embedding program); ours
-            // still renders what it records, so this is not fatal.
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed");
-            }
+            let handle = dakoku_service::install_prometheus();
             describe();
-            // Histogram samples are folded into buckets only by upkeep; without it they pile up
-            // in memory until the next scrape, or forever if nobody scrapes.
-            let upkeep = handle.clone();
-            let spawned = std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(5));
-                        upkeep.run_upkeep();
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start metrics upkeep; memory grows until /metrics is scraped");
-            }
             handle
         })
         .clone()
