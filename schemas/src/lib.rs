@@ -31,7 +31,7 @@ pub use codec::{
 pub use ids::{CardId, DeviceId, EmployeeId, GroupId, IdError, PunchId, TenantId};
 pub use records::{
     AttendanceDay, CheckedPunch, PunchKind, QuarantinedInput, RawPunch, RejectReason, Verdict,
-    from_epoch_days, from_millis, to_epoch_days, to_millis,
+    VerdictKey, from_epoch_days, from_millis, to_epoch_days, to_millis,
 };
 pub use topic::{Topic, attendance_key, checked_key, raw_key};
 pub use workdate::{DEFAULT_DAY_CHANGE, DEFAULT_TIME_ZONE, work_date, work_date_default};

@@ -285,6 +285,38 @@ pub struct CheckedPunch {
     pub checked_at: i64,
 }
 
+/// The order of the verdicts of one punch: the greatest is the one that counts.
+///
+/// licence-check may judge one `punch_id` several times (a resend is checked again; `punchctl
+/// recheck` adds verdicts after master data is fixed), and those verdicts can sit on different
+/// partitions (an unknown card is keyed by card, a known one by employee), so log order means
+/// nothing. Every reader that decides a punch's standing (the attendance projection, recheck,
+/// audit) uses this order, so they agree: master-data version, then `checked_at`, then a
+/// rejection after an acceptance (never pay on a tie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VerdictKey {
+    /// `master_data_version` the verdict used: newer master data judges later.
+    pub master_data_version: i64,
+    /// When licence-check computed it, milliseconds since the Unix epoch.
+    pub checked_at: i64,
+    /// 0 accepted, 1 rejected.
+    pub rank: u8,
+}
+
+impl VerdictKey {
+    /// The key of `verdict`.
+    pub fn of(verdict: &CheckedPunch) -> Self {
+        Self {
+            master_data_version: verdict.master_data_version,
+            checked_at: verdict.checked_at,
+            rank: match verdict.verdict {
+                Verdict::Accepted => 0,
+                Verdict::Rejected => 1,
+            },
+        }
+    }
+}
+
 impl CheckedPunch {
     /// `raw` with its verdict.
     pub fn from_raw(

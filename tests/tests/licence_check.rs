@@ -433,6 +433,101 @@ async fn recheck_after_registering_a_card_accepts_exactly_those_punches() -> any
     group.delete_topics().await
 }
 
+/// A punch accepted once and rejected when resent during a bad master-data change counts as
+/// rejected (the latest verdict by `VerdictKey`, as attendance and audit see it), so a recheck
+/// after the fix must publish a new acceptance for it, not call it "already accepted".
+#[tokio::test]
+async fn recheck_reinstates_a_punch_whose_latest_verdict_is_a_rejection() -> anyhow::Result<()> {
+    let stack = Stack::from_env();
+    let group = TestGroup::create(&stack, 2).await?;
+    let g = group.group.clone();
+    let db = TestDatabase::create(&stack).await?;
+    seed_tenant(&db, "acme", &g, 5, None, None).await?;
+    seed_employee(&db, "acme", "E-a", "CARD-A", true, None).await?;
+    let at = "2020-12-02T09:00:00+09:00";
+    let punch = raw_punch(&g, "acme", "PT-1", 1, "CARD-A", at)?;
+    let lc = TestLicenceCheck::start(test_config(&stack, &db, std::slice::from_ref(&g))).await?;
+    produce_raw(&stack, &g, std::slice::from_ref(&punch)).await?;
+    let first = wait_for_verdicts(&stack, &g, 1).await?;
+    assert_eq!(first[0].1.verdict, Verdict::Accepted);
+
+    // The bad change: the employee's seat is freed by mistake; the recorder resends.
+    punchctl(
+        &stack,
+        &db,
+        &[
+            "employee",
+            "set",
+            "--tenant",
+            "acme",
+            "--employee",
+            "E-a",
+            "--licensed",
+            "false",
+        ],
+    )
+    .await?;
+    let bad = master_data_version(&db).await?;
+    eventually(
+        "the bad master data in the service",
+        Duration::from_secs(10),
+        || {
+            let version = lc.service.snapshot_version();
+            async move { Ok(version.filter(|v| *v >= bad)) }
+        },
+    )
+    .await?;
+    produce_raw(&stack, &g, std::slice::from_ref(&punch)).await?;
+    let both = wait_for_verdicts(&stack, &g, 2).await?;
+    let resent = both
+        .iter()
+        .map(|(_, v)| v)
+        .max_by_key(|v| dakoku_schemas::VerdictKey::of(v))
+        .context("two verdicts")?;
+    assert_eq!(
+        resent.reason,
+        Some(RejectReason::NotLicensed),
+        "the resend is judged on the bad master data"
+    );
+    lc.stop().await?;
+
+    // The fix, then the recheck: the punch's counting verdict is the rejection.
+    punchctl(
+        &stack,
+        &db,
+        &[
+            "employee",
+            "set",
+            "--tenant",
+            "acme",
+            "--employee",
+            "E-a",
+            "--licensed",
+            "true",
+        ],
+    )
+    .await?;
+    let out = punchctl(&stack, &db, &["recheck", "--group", g.as_str()]).await?;
+    assert!(out.contains("already accepted: 0"), "{out}");
+    assert!(out.contains("now accepted: 1; published 1"), "{out}");
+    let after = verdicts(&stack, &g).await?;
+    assert_eq!(after.len(), 3);
+    let counting = after
+        .iter()
+        .map(|(_, v)| v)
+        .max_by_key(|v| dakoku_schemas::VerdictKey::of(v))
+        .context("three verdicts")?;
+    assert_eq!(counting.verdict, Verdict::Accepted);
+    assert_eq!(counting.punch_id, punch.punch_id);
+
+    // And the recheck is idempotent.
+    let out = punchctl(&stack, &db, &["recheck", "--group", g.as_str()]).await?;
+    assert!(out.contains("already accepted: 1"), "{out}");
+    assert!(out.contains("now accepted: 0; published 0"), "{out}");
+    db.drop_db().await?;
+    group.delete_topics().await
+}
+
 #[tokio::test]
 async fn poison_is_quarantined_with_its_origin_and_the_breaker_trips_at_the_limit()
 -> anyhow::Result<()> {

@@ -86,31 +86,8 @@ pub struct Incoming {
     pub verdict: Option<CheckedPunch>,
 }
 
-/// The order of verdicts of one punch: the greatest is the latest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct VerdictKey {
-    /// `master_data_version` the verdict used: newer master data judges later.
-    pub master_data_version: i64,
-    /// When licence-check computed it, milliseconds since the Unix epoch.
-    pub checked_at: i64,
-    /// 0 accepted, 1 rejected: of two verdicts alike in both, the rejection wins (never pay
-    /// on a tie).
-    pub rank: u8,
-}
-
-impl VerdictKey {
-    /// The key of `verdict`.
-    pub fn of(verdict: &CheckedPunch) -> Self {
-        Self {
-            master_data_version: verdict.master_data_version,
-            checked_at: verdict.checked_at,
-            rank: match verdict.verdict {
-                Verdict::Accepted => 0,
-                Verdict::Rejected => 1,
-            },
-        }
-    }
-}
+/// The order of verdicts of one punch (shared with recheck and audit).
+pub use dakoku_schemas::VerdictKey;
 
 /// What a batch did, for the publisher, metrics and logs.
 #[derive(Debug, Default)]

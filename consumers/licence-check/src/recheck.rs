@@ -3,12 +3,17 @@
 //! accepted verdict for each that now passes.
 //!
 //! The scan reads `punches.checked.<group>` from the beginning (`read_committed`) up to its
-//! end at scan time. A punch counts as decided once **any** of its verdicts is `accepted`
-//! (recheck only ever adds accepted verdicts, and a verdict's partition follows its key, which
-//! changes from card to employee when a card becomes known, so log order across partitions
-//! means nothing). Every other punch is judged on its latest rejected verdict: checked again
-//! with the current snapshot, and if accepted now, one `CheckedPunch` is produced for it, in a
-//! Kafka transaction. A second run finds those punches decided and produces nothing.
+//! end at scan time. Which verdict of a punch counts is decided by [`VerdictKey`], the order
+//! the attendance projection and `punchctl audit` use too (log order across partitions means
+//! nothing: a verdict's partition follows its key, which changes from card to employee when a
+//! card becomes known). A punch whose counting verdict is `accepted` is decided. A punch whose
+//! counting verdict is a rejection is checked again with the current snapshot, and if accepted
+//! now, one `CheckedPunch` is produced for it, in a Kafka transaction; that verdict carries
+//! the current master-data version and a later `checked_at`, so it becomes the counting one.
+//! A second run finds those punches decided and produces nothing.
+//!
+//! This includes a punch that was accepted once and rejected later (a resend judged during a
+//! bad master-data change): the rejection counts for attendance, so recheck must reinstate it.
 //!
 //! The transactional id is `punchctl-recheck.<group>`: two rechecks of one group at once fence
 //! each other instead of both publishing.
@@ -18,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dakoku_schemas::{
-    CheckedPunch, GroupId, PunchId, RejectReason, TenantId, Topic, Verdict, checked_key, decode,
-    encode,
+    CheckedPunch, GroupId, PunchId, RejectReason, TenantId, Topic, Verdict, VerdictKey,
+    checked_key, decode, encode,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -83,7 +88,7 @@ pub struct RecheckSummary {
     pub undecodable: u64,
     /// Distinct punches in scope.
     pub punches: u64,
-    /// Punches with an accepted verdict already.
+    /// Punches whose counting verdict ([`VerdictKey`]) is accepted already.
     pub already_accepted: u64,
     /// Rejected punches that the current master data accepts.
     pub now_accepted: u64,
@@ -133,10 +138,27 @@ fn kafka(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> RecheckError {
     move |source| RecheckError::Kafka { doing, source }
 }
 
-/// A punch's state in the scan.
+/// A punch's counting verdict so far in the scan (a rejection is kept whole: it may be
+/// rechecked).
 enum Seen {
-    Accepted,
+    Accepted(VerdictKey),
     Rejected(Box<CheckedPunch>),
+}
+
+impl Seen {
+    fn key(&self) -> VerdictKey {
+        match self {
+            Seen::Accepted(key) => *key,
+            Seen::Rejected(punch) => VerdictKey::of(punch),
+        }
+    }
+
+    fn of(punch: CheckedPunch) -> Self {
+        match punch.verdict {
+            Verdict::Accepted => Seen::Accepted(VerdictKey::of(&punch)),
+            Verdict::Rejected => Seen::Rejected(Box::new(punch)),
+        }
+    }
 }
 
 /// Rechecks `request` against `snapshot`. Blocking: run it on a blocking thread.
@@ -158,7 +180,7 @@ pub fn recheck(
     let mut fresh: Vec<(String, CheckedPunch)> = Vec::new();
     for seen in punches.by_id.into_values() {
         let rejected = match seen {
-            Seen::Accepted => {
+            Seen::Accepted(_) => {
                 summary.already_accepted += 1;
                 continue;
             }
@@ -303,22 +325,14 @@ fn scan(
                 {
                     continue;
                 }
-                match punch.verdict {
-                    Verdict::Accepted => {
-                        scanned.by_id.insert(punch.punch_id, Seen::Accepted);
-                    }
-                    Verdict::Rejected => {
-                        let entry = scanned.by_id.entry(punch.punch_id);
-                        match entry {
-                            std::collections::hash_map::Entry::Occupied(mut seen) => {
-                                if let Seen::Rejected(_) = seen.get() {
-                                    seen.insert(Seen::Rejected(Box::new(punch)));
-                                }
-                            }
-                            std::collections::hash_map::Entry::Vacant(slot) => {
-                                slot.insert(Seen::Rejected(Box::new(punch)));
-                            }
+                match scanned.by_id.entry(punch.punch_id) {
+                    std::collections::hash_map::Entry::Occupied(mut seen) => {
+                        if VerdictKey::of(&punch) > seen.get().key() {
+                            seen.insert(Seen::of(punch));
                         }
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(Seen::of(punch));
                     }
                 }
             }
