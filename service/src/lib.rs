@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`install_prometheus`]: the process-wide Prometheus recorder, with its upkeep.
+//! - [`init_tracing`]: structured logs, `RUST_LOG` filter, text or JSON lines.
+//! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C, where every service starts its drain.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -80,4 +82,39 @@ mod tests {
             "{text}"
         );
     }
+}
+
+/// Installs the global `tracing` subscriber: `RUST_LOG` filter (default `info`), JSON lines
+/// for log shippers when `json`, human-readable text otherwise.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
+/// Resolves on SIGTERM (how orchestrators stop a service) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
 }
