@@ -69,6 +69,56 @@ pub enum Command {
     /// Payroll: a tenant's month of attendance as CSV.
     #[command(subcommand)]
     Payroll(crate::payroll::PayrollCommand),
+    /// Audit a tenant group: raw log vs verdicts vs stored punches vs attendance days.
+    ///
+    /// Reports, per stage, punches missing, doubled or unexpected, and attendance days whose
+    /// stored figures differ from a recomputation with the attendance rules, with examples.
+    /// Stages: raw -> checked (every raw punch has its licence verdicts, none judged twice),
+    /// checked -> Postgres `punches` (the latest verdict decides whether a punch counts), and
+    /// `attendance_days` (recomputed from the stored punches).
+    ///
+    /// The audit reads what was committed when it began: Postgres in one snapshot, the topics
+    /// read_committed up to their ends at the start. Punches a consumer has not reached yet are
+    /// counted as not yet judged, never as missing, so it is safe under live traffic.
+    ///
+    /// Exit status: 0 clean, 1 something is off (run it from cron), 2 the audit could not run
+    /// (Kafka or Postgres unreachable, a topic missing, bad flags).
+    Audit(crate::audit::AuditArgs),
+    /// Consumer lag per tenant group and partition, and the oldest unprocessed record's age.
+    ///
+    /// licence-check's positions are its Kafka commits on punches.raw.<group>; attendance's
+    /// are its Postgres `consumer_offsets` on punches.checked.<group> (the offsets it really
+    /// resumes from). Lag is in offsets; a partition where only transaction markers remain is
+    /// caught up (lag 0).
+    ///
+    /// Exit status: 0, or 1 when --max-lag or --max-age is exceeded or a group's topics are
+    /// missing (run it from cron), 2 when Kafka or Postgres cannot be read.
+    Lag(crate::lag::LagArgs),
+    /// Move a consumer group of a tenant group back to the start of its log or to a moment;
+    /// the consumer processes those records again when it next starts.
+    ///
+    /// licence-check (offsets in its Kafka group licence-check.<group>) then publishes one more
+    /// verdict per raw record read again; attendance (offsets in Postgres consumer_offsets,
+    /// rewritten here) finds every punch stored and changes nothing. A partition never moves
+    /// forward, so nothing unprocessed is skipped. `--dry-run` shows each partition's current
+    /// and new offset and the records to process again.
+    ///
+    /// Refused while the consumer group has live members; the error names them. Stop the
+    /// consumer first (every process running that group). A stopped licence-check instance
+    /// stays a member until its session timeout (45 s by default): it uses static membership.
+    Replay(crate::replay::ReplayArgs),
+    /// Recompute the attendance projection of a group (or one tenant) from the log, and wait
+    /// until it has caught up with the log's end at the start.
+    ///
+    /// Clears the scope's punches, replays punches.checked.<group> from the beginning with the
+    /// attendance consumer's own code (in this process, with a progress bar), then recomputes
+    /// every day once: unchanged days keep their rows exactly, changed ones get a new revision,
+    /// which the attendance service publishes when it starts. `--dry-run` shows what would be
+    /// cleared and replayed.
+    ///
+    /// Refused while the attendance consumer group has live members: stop the attendance
+    /// service of the group first, and start it again afterwards.
+    Rebuild(crate::rebuild::RebuildArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -384,6 +434,18 @@ pub async fn run_with_output(
         Command::Payroll(command) => {
             let client = connect_db(&conn.database_url).await?;
             crate::payroll::run(command, &client, out, err).await?;
+        }
+        Command::Audit(args) => {
+            return crate::audit::command(args, &conn.brokers, &conn.database_url, out, err).await;
+        }
+        Command::Lag(args) => {
+            return crate::lag::command(args, &conn.brokers, &conn.database_url, out, err).await;
+        }
+        Command::Replay(args) => {
+            crate::replay::run(args, &conn.brokers, &conn.database_url, out).await?;
+        }
+        Command::Rebuild(args) => {
+            crate::rebuild::run(args, &conn.brokers, &conn.database_url, out).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

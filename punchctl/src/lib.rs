@@ -12,14 +12,25 @@
 //! - [`licence`]: employees and tenant licences (the licence check's master data);
 //!   [`licence_cli`]: the `employee`, `licence` and `recheck` verbs.
 //! - [`payroll`]: `payroll export`, a tenant's month of attendance as CSV.
+//! - [`audit`]: `audit`, raw log vs verdicts vs stored punches vs attendance days
+//!   ([`audit::run`] for other tools).
+//! - [`lag`]: `lag`, consumer positions, lag and the oldest waiting record per group.
+//! - [`replay`]: `replay`, a consumer group moved back to the start of its log or a moment;
+//!   [`rebuild`]: `rebuild`, the attendance projection recomputed from the log;
+//!   [`progress`]: the progress bar and end-of-work summary they and `recheck` share.
 
+pub mod audit;
 pub mod cli;
 pub mod db;
 pub mod intake;
+pub mod lag;
 pub mod licence;
 pub mod licence_cli;
 pub mod master;
 pub mod payroll;
+pub mod progress;
+pub mod rebuild;
+pub mod replay;
 pub mod topics;
 
 pub use cli::{Cli, run, run_with_output};

@@ -6,17 +6,17 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{NaiveDate, SecondsFormat};
+use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use dakoku_licence_check::Snapshot;
-use dakoku_licence_check::recheck::{self, Progress, RecheckRequest, RecheckSummary};
-use dakoku_schemas::{CardId, EmployeeId, GroupId, TenantId};
-use indicatif::{ProgressBar, ProgressStyle};
+use dakoku_licence_check::recheck::{self, RecheckRequest, RecheckSummary};
+use dakoku_schemas::{CardId, EmployeeId, GroupId, TenantId, Topic};
 
 use crate::licence::{
     self, Changed, EmployeeChange, LicenceError, LicenceTerms, Moment, NewEmployee,
 };
 use crate::master::Added;
+use crate::progress::{Bar, Summary, per_second};
 
 #[derive(Debug, Subcommand)]
 pub enum EmployeeCommand {
@@ -340,31 +340,6 @@ pub async fn licence(
     Ok(())
 }
 
-/// A progress bar on stderr (drawn only on a terminal).
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn scanning(&self, records: u64) {
-        self.0.set_length(records);
-        self.0.set_position(0);
-        self.0.set_message("scanning verdicts");
-    }
-
-    fn scanned(&self, records: u64) {
-        self.0.inc(records);
-    }
-
-    fn publishing(&self, verdicts: u64) {
-        self.0.set_length(verdicts);
-        self.0.set_position(0);
-        self.0.set_message("publishing new verdicts");
-    }
-
-    fn published(&self, verdicts: u64) {
-        self.0.inc(verdicts);
-    }
-}
-
 /// Runs `punchctl recheck`; returns the summary (also written to `out`).
 pub async fn recheck(
     args: RecheckArgs,
@@ -372,6 +347,7 @@ pub async fn recheck(
     database_url: &str,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<RecheckSummary> {
+    let mut report = Summary::start("recheck");
     let mut client = connect_db(database_url).await?;
     let snapshot = Snapshot::load(&mut client)
         .await
@@ -392,77 +368,72 @@ pub async fn recheck(
         dry_run: args.dry_run,
         timeout: Duration::from_secs(args.timeout_secs.max(1)),
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:24} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let progress = Bar(bar.clone());
+    let bar = Bar::new();
+    let progress = bar.clone();
     let summary =
         tokio::task::spawn_blocking(move || recheck::recheck(&request, &snapshot, &progress))
             .await
             .context("the recheck task")??;
-    bar.finish_and_clear();
+    bar.finish();
     let scope = match &args.scope.tenant {
         Some(tenant) => format!("tenant {tenant} (group {group})"),
         None => format!("group {group}"),
     };
-    writeln!(
-        out,
-        "recheck of {scope} at master-data version {}",
-        summary.master_data_version
-    )?;
-    writeln!(
-        out,
-        "scanned {} verdicts of {} punches{}",
-        summary.records_scanned,
-        summary.punches,
-        if summary.undecodable > 0 {
-            format!(" ({} undecodable records skipped)", summary.undecodable)
-        } else {
-            String::new()
-        }
-    )?;
-    writeln!(out, "already accepted: {}", summary.already_accepted)?;
+    report.set_title(format!("recheck of {scope}"));
+    report.line("master-data version", summary.master_data_version);
+    report.line(
+        "scanned",
+        format!(
+            "{} verdicts of {} punches ({}/s){}",
+            summary.records_scanned,
+            summary.punches,
+            per_second(summary.records_scanned, report.elapsed()),
+            if summary.undecodable > 0 {
+                format!(", {} undecodable records skipped", summary.undecodable)
+            } else {
+                String::new()
+            }
+        ),
+    );
+    report.line("already accepted", summary.already_accepted);
     let still: Vec<String> = summary
         .still_rejected
         .iter()
         .map(|(reason, n)| format!("{reason} {n}"))
         .collect();
-    writeln!(
-        out,
-        "still rejected: {}",
+    report.line(
+        "still rejected",
         if still.is_empty() {
             "none".to_owned()
         } else {
             still.join(", ")
-        }
-    )?;
+        },
+    );
     if args.dry_run {
-        writeln!(
-            out,
-            "now accepted: {} (dry run: nothing published)",
-            summary.now_accepted
-        )?;
+        report.line(
+            "now accepted",
+            format!("{} (dry run: nothing published)", summary.now_accepted),
+        );
         for punch in summary.accepted_punches.iter().take(20) {
-            writeln!(out, "  would accept {punch}")?;
+            report.line("would accept", punch);
         }
         if summary.accepted_punches.len() > 20 {
-            writeln!(
-                out,
-                "  ... and {} more",
-                summary.accepted_punches.len() - 20
-            )?;
+            report.line(
+                "would accept",
+                format!("... and {} more", summary.accepted_punches.len() - 20),
+            );
         }
     } else {
-        writeln!(
-            out,
-            "now accepted: {}; published {} new verdicts to punches.checked.{group} at {}",
-            summary.now_accepted,
-            summary.published,
-            chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-        )?;
+        report.line(
+            "now accepted",
+            format!(
+                "{}; published {} new verdicts to {}",
+                summary.now_accepted,
+                summary.published,
+                Topic::Checked(group.clone()).name()
+            ),
+        );
     }
+    report.write(out)?;
     Ok(summary)
 }

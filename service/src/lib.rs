@@ -62,28 +62,6 @@ pub fn install_prometheus() -> PrometheusHandle {
         .clone()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histograms_get_buckets_by_suffix_and_one_recorder_serves_all() {
-        let handle = install_prometheus();
-        metrics::histogram!("test_latency_seconds").record(0.003);
-        metrics::histogram!("test_batch_records").record(42.0);
-        handle.run_upkeep();
-        let text = install_prometheus().render();
-        assert!(
-            text.contains("test_latency_seconds_bucket{le=\"0.005\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("test_batch_records_bucket{le=\"100\"} 1"),
-            "{text}"
-        );
-    }
-}
-
 /// Installs the global `tracing` subscriber: `RUST_LOG` filter (default `info`), JSON lines
 /// for log shippers when `json`, human-readable text otherwise.
 pub fn init_tracing(json: bool) {
@@ -117,4 +95,26 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_get_buckets_by_suffix_and_one_recorder_serves_all() {
+        let handle = install_prometheus();
+        metrics::histogram!("test_latency_seconds").record(0.003);
+        metrics::histogram!("test_batch_records").record(42.0);
+        handle.run_upkeep();
+        let text = install_prometheus().render();
+        assert!(
+            text.contains("test_latency_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test_batch_records_bucket{le=\"100\"} 1"),
+            "{text}"
+        );
+    }
 }

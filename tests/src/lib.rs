@@ -13,10 +13,15 @@
 //!   service, readers of the transactional output.
 //! - [`attendance`]: checked-punch scenarios (a realistic week, resends), the attendance
 //!   consumer in-process, an oracle from the pure rules, and a severable Postgres proxy.
+//! - [`recovery`]: punchctl verbs through the dispatcher, consumer-group membership, raw
+//!   punches with chosen timestamps, exact `attendance_days` rows (replay, rebuild, recheck).
+//! - [`audit`]: a settled pipeline of one group for `punchctl audit` and `lag`, to tamper with.
 
 pub mod acceptor;
 pub mod attendance;
+pub mod audit;
 pub mod licence;
+pub mod recovery;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

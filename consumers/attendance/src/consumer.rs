@@ -260,13 +260,40 @@ impl AssignContext {
 }
 
 /// A record that goes to quarantine instead of Postgres.
-struct Poison {
+pub(crate) struct Poison {
     partition: i32,
     offset: i64,
     tenant: Option<String>,
     code: &'static str,
     error: String,
     payload: Vec<u8>,
+}
+
+impl Poison {
+    /// Its `punches.quarantine` record, keyed by tenant: the input with its error and its
+    /// origin in `topic`, quarantined at `now` (ms).
+    pub(crate) fn quarantine_record(
+        &self,
+        topic: &str,
+        now: i64,
+    ) -> Result<(String, Vec<u8>), String> {
+        let mut q = QuarantinedInput::new(
+            now,
+            "attendance",
+            self.code,
+            self.error.clone(),
+            &self.payload,
+            1024 * 1024,
+        );
+        q.tenant_id = self.tenant.clone();
+        q.origin_topic = Some(topic.to_owned());
+        q.origin_partition = Some(self.partition);
+        q.origin_offset = Some(self.offset);
+        Ok((
+            self.tenant.clone().unwrap_or_default(),
+            encode(&q).map_err(|e| e.to_string())?,
+        ))
+    }
 }
 
 /// Decodes a record of the checked topic; `Err` quarantines it.
@@ -512,11 +539,21 @@ async fn read(
 }
 
 fn decode_message(group: &GroupId, message: &BorrowedMessage<'_>) -> Feed {
+    let (record, poison) = decode_record(group, message);
+    Feed::Record(record, poison)
+}
+
+/// Decodes a record of the checked topic: the verdict, or `None` and the poison to quarantine
+/// (its offset advances either way). Also used by the rebuild's replay.
+pub(crate) fn decode_record(
+    group: &GroupId,
+    message: &BorrowedMessage<'_>,
+) -> (Incoming, Option<Poison>) {
     let partition = message.partition();
     let offset = message.offset();
     let payload = message.payload().unwrap_or_default();
     match decode_verdict(payload) {
-        Ok(verdict) => Feed::Record(
+        Ok(verdict) => (
             Incoming {
                 partition,
                 offset,
@@ -531,7 +568,7 @@ fn decode_message(group: &GroupId, message: &BorrowedMessage<'_>) -> Feed {
             let tenant = key.and_then(|k| k.split('/').next().map(str::to_owned));
             tracing::warn!(group = %group, partition, offset, code, error,
                 "quarantining an invalid record");
-            Feed::Record(
+            (
                 Incoming {
                     partition,
                     offset,
@@ -863,25 +900,11 @@ impl GroupLoop {
 
     async fn quarantine(&self) -> Result<(), String> {
         let now = Utc::now().timestamp_millis();
-        let mut records = Vec::with_capacity(self.poison.len());
-        for poison in &self.poison {
-            let mut q = QuarantinedInput::new(
-                now,
-                "attendance",
-                poison.code,
-                poison.error.clone(),
-                &poison.payload,
-                1024 * 1024,
-            );
-            q.tenant_id = poison.tenant.clone();
-            q.origin_topic = Some(self.topic.clone());
-            q.origin_partition = Some(poison.partition);
-            q.origin_offset = Some(poison.offset);
-            records.push((
-                poison.tenant.clone().unwrap_or_default(),
-                encode(&q).map_err(|e| e.to_string())?,
-            ));
-        }
+        let records = self
+            .poison
+            .iter()
+            .map(|poison| poison.quarantine_record(&self.topic, now))
+            .collect::<Result<Vec<_>, String>>()?;
         self.shared
             .producer
             .send_all(&Topic::Quarantine.name(), &records)

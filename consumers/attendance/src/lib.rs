@@ -14,12 +14,15 @@
 //!   conflicts, recomputation, revisions, offsets, the publish outbox.
 //! - `consumer`: the consume loop of one tenant group: batching, rebalance at stored offsets,
 //!   retries with backoff, publishing, graceful shutdown.
+//! - [`rebuild`]: the projection of a group or tenant rebuilt from the log (`punchctl rebuild`):
+//!   clear, replay through [`store::Store::apply`], recompute each day once.
 //! - [`config`]: the typed [`Config`] (flags and environment).
 //! - [`metrics`]: metric names, `/metrics`, `/healthz`, `/readyz`.
 
 pub mod config;
 mod consumer;
 pub mod metrics;
+pub mod rebuild;
 pub mod rules;
 pub mod store;
 

@@ -33,6 +33,11 @@
 //! is the time of the batch that produced the current figures. A day whose punches are all
 //! withdrawn keeps its row with zero figures (and a bumped revision), so that consumers of the
 //! compacted topic, which keep the highest revision, see the change.
+//!
+//! # Rebuild
+//! A rebuild ([`crate::rebuild`]) replays the log through [`Store::apply`] with
+//! [`Store::defer_days`] set, then computes each rebuilt day once with [`Store::recompute`],
+//! by the same rules and revision policy as a batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -48,6 +53,7 @@ use std::task::Poll;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 use uuid::Uuid;
 
+use crate::rebuild::Scope;
 use crate::rules::{self, DayFigures, Punch};
 
 /// Errors of the Postgres side. All of them are retried by the consumer (with backoff, on a
@@ -100,6 +106,17 @@ pub struct Applied {
     pub offsets: BTreeMap<i32, i64>,
     /// Counts of what happened to the records.
     pub counts: Counts,
+}
+
+/// What [`Store::recompute`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recomputed {
+    /// The transaction's batch sequence: changed days carry it (the outbox position).
+    pub batch_seq: i64,
+    /// Days whose figures changed (written with a new revision).
+    pub changed: u64,
+    /// Days whose figures were already right (not written).
+    pub unchanged: u64,
 }
 
 /// Per-batch counts.
@@ -315,8 +332,8 @@ const SQL_UPSERT_DAYS: &str = "INSERT INTO attendance_days (tenant_id, employee_
      punch_count = EXCLUDED.punch_count, anomalies = EXCLUDED.anomalies, \
      double_taps = EXCLUDED.double_taps, revision = EXCLUDED.revision, \
      computed_at = EXCLUDED.computed_at, batch_seq = EXCLUDED.batch_seq";
-const SQL_STORE_OFFSETS: &str = "INSERT INTO consumer_offsets (consumer_group, topic, partition, \
-     next_offset, updated_at) \
+pub(crate) const SQL_STORE_OFFSETS: &str = "INSERT INTO consumer_offsets (consumer_group, \
+     topic, partition, next_offset, updated_at) \
      SELECT $1, $2, u.p, u.o, now() FROM UNNEST($3::int[], $4::bigint[]) AS u(p, o) \
      ON CONFLICT (consumer_group, topic, partition) DO UPDATE \
      SET next_offset = EXCLUDED.next_offset, updated_at = now()";
@@ -366,6 +383,8 @@ pub struct Store {
     topic: String,
     statement_timeout: Duration,
     debug_commit_delay: Duration,
+    /// Days whose recomputation a rebuild leaves to its end (see [`crate::rebuild`]).
+    deferred: Option<Scope>,
 }
 
 impl Store {
@@ -407,6 +426,7 @@ impl Store {
             topic: Topic::Checked(group.clone()).name(),
             statement_timeout,
             debug_commit_delay: Duration::ZERO,
+            deferred: None,
         })
     }
 
@@ -414,6 +434,19 @@ impl Store {
     /// kill lands mid-batch.
     pub fn set_debug_commit_delay(&mut self, delay: Duration) {
         self.debug_commit_delay = delay;
+    }
+
+    /// Rebuild hook: batches stop recomputing the days of `scope` (they store punches and
+    /// offsets only); [`Store::recompute`] computes those days once, at the end of the replay.
+    /// Days outside the scope are recomputed as usual.
+    pub fn defer_days(&mut self, scope: Option<Scope>) {
+        self.deferred = scope;
+    }
+
+    /// The connection, for the rebuild's own statements (which run under this connection's
+    /// lock of the group).
+    pub(crate) fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// Whether the connection has closed.
@@ -511,6 +544,7 @@ impl Store {
             group: &self.group,
             consumer_group: &self.consumer_group,
             topic: &self.topic,
+            deferred: self.deferred.as_ref(),
         };
         let applied = ctx.run(&tx, batch, published_through, now).await?;
         if !debug_delay.is_zero() {
@@ -522,6 +556,94 @@ impl Store {
         }
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Recomputes `days` (tenant, employee, work date) from their stored, counting punches in
+    /// one transaction under the group's lock, exactly as a batch recomputes the days it
+    /// touches: a day whose figures changed is upserted with `revision + 1`, `computed_at =
+    /// now` and this transaction's batch sequence (so the consumer's outbox publishes it); an
+    /// unchanged day is not written; a day with nothing counting and no row gets none. The
+    /// rebuild's final pass (see [`Store::defer_days`]).
+    pub async fn recompute(
+        &mut self,
+        days: &[(String, String, NaiveDate)],
+        now: DateTime<Utc>,
+    ) -> Result<Recomputed, StoreError> {
+        let budget = self.statement_timeout;
+        match tokio::time::timeout(budget, self.recompute_inner(days, now)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(budget)),
+        }
+    }
+
+    async fn recompute_inner(
+        &mut self,
+        days: &[(String, String, NaiveDate)],
+        now: DateTime<Utc>,
+    ) -> Result<Recomputed, StoreError> {
+        let touched: BTreeSet<DayKey> = days
+            .iter()
+            .map(|(tenant, employee, date)| DayKey {
+                tenant: tenant.clone(),
+                employee: employee.clone(),
+                date: *date,
+            })
+            .collect();
+        let keys = DayKeys::of(&touched);
+        let mut tenant_ids = keys.tenants.clone();
+        tenant_ids.sort_unstable();
+        tenant_ids.dedup();
+        let transaction = self.client.transaction().await?;
+        let tx = &transaction;
+        let st = &self.statements;
+        let cg = self.consumer_group.as_str();
+        let (keys, tenant_ids) = (&keys, &tenant_ids);
+        let round: Vec<Pending<'_>> = vec![
+            Box::pin(async move { tx.query(&st.lock, &[&cg]).await }),
+            Box::pin(async move { tx.query(&st.tenants, &[tenant_ids]).await }),
+            Box::pin(async move {
+                tx.query(
+                    &st.day_punches,
+                    &[&keys.tenants, &keys.employees, &keys.dates],
+                )
+                .await
+            }),
+            Box::pin(async move {
+                tx.query(&st.days, &[&keys.tenants, &keys.employees, &keys.dates])
+                    .await
+            }),
+        ];
+        let mut rows = pipelined(round).await?.into_iter();
+        let mut next_rows = || rows.next().unwrap_or_default();
+        let (lock, tenant_rows, punch_rows, day_rows) =
+            (next_rows(), next_rows(), next_rows(), next_rows());
+        let batch_seq: i64 = lock.first().map(|r| r.get(1)).unwrap_or_default();
+        let calendars = calendars(&tenant_rows, tenant_ids);
+        let mut counts = Counts::default();
+        let (_, columns) = recompute_days(
+            &touched,
+            &punch_rows,
+            &day_rows,
+            &calendars,
+            now,
+            &mut counts,
+        );
+        if !columns.tenant.is_empty() {
+            pipelined(vec![columns.upsert(
+                tx,
+                st,
+                self.group.as_str(),
+                now,
+                batch_seq,
+            )])
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(Recomputed {
+            batch_seq,
+            changed: counts.days_changed,
+            unchanged: counts.days_unchanged,
+        })
     }
 }
 
@@ -536,6 +658,7 @@ struct BatchContext<'a> {
     group: &'a GroupId,
     consumer_group: &'a str,
     topic: &'a str,
+    deferred: Option<&'a Scope>,
 }
 
 /// A statement's future, boxed so that a variable set of them can be pipelined.
@@ -667,6 +790,11 @@ impl BatchContext<'_> {
             );
         }
 
+        // A rebuild recomputes the days it rebuilds once, at its end (crate::rebuild).
+        if let Some(scope) = self.deferred {
+            touched.retain(|day| !scope.covers(&day.tenant));
+        }
+
         // Round trip 2: the punch writes, then (seeing them) the touched days' punches and rows.
         let writes = PunchWrites::of(&states, &conflicts);
         let day_keys = DayKeys::of(&touched);
@@ -698,30 +826,7 @@ impl BatchContext<'_> {
         let c = &columns;
         let mut statements: Vec<Pending<'_>> = Vec::with_capacity(3);
         if !c.tenant.is_empty() {
-            statements.push(Box::pin(async move {
-                tx.query(
-                    &st.upsert_days,
-                    &[
-                        &group,
-                        &now,
-                        &batch_seq,
-                        &c.tenant,
-                        &c.employee,
-                        &c.date,
-                        &c.first_in,
-                        &c.last_out,
-                        &c.worked,
-                        &c.breaks,
-                        &c.night,
-                        &c.overtime,
-                        &c.punch_count,
-                        &c.anomalies,
-                        &c.double_taps,
-                        &c.revision,
-                    ],
-                )
-                .await
-            }));
+            statements.push(c.upsert(tx, st, group, now, batch_seq));
         }
         let (parts, offs) = (&parts, &offs);
         statements.push(Box::pin(async move {
@@ -1433,6 +1538,41 @@ struct DayColumns {
 }
 
 impl DayColumns {
+    /// The upsert of these days, stamped with `now` and `batch_seq` (the outbox position).
+    fn upsert<'t>(
+        &'t self,
+        tx: &'t Transaction<'_>,
+        st: &'t Statements,
+        group: &'t str,
+        now: DateTime<Utc>,
+        batch_seq: i64,
+    ) -> Pending<'t> {
+        Box::pin(async move {
+            tx.query(
+                &st.upsert_days,
+                &[
+                    &group,
+                    &now,
+                    &batch_seq,
+                    &self.tenant,
+                    &self.employee,
+                    &self.date,
+                    &self.first_in,
+                    &self.last_out,
+                    &self.worked,
+                    &self.breaks,
+                    &self.night,
+                    &self.overtime,
+                    &self.punch_count,
+                    &self.anomalies,
+                    &self.double_taps,
+                    &self.revision,
+                ],
+            )
+            .await
+        })
+    }
+
     fn push(&mut self, key: &DayKey, f: &DayFigures, revision: i64) {
         self.tenant.push(key.tenant.clone());
         self.employee.push(key.employee.clone());

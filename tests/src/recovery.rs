@@ -1,0 +1,255 @@
+//! Fixtures for the recovery tests (`punchctl replay`, `rebuild`, `recheck`): running punchctl
+//! verbs through the real dispatcher, waiting for a consumer group to gain or lose members,
+//! raw punches with chosen record timestamps, and the exact content of `attendance_days`.
+//!
+//! # Layout
+//! - [`punchctl`]: one punchctl command against a test database and the stack's broker.
+//! - [`wait_for_members`], [`wait_until_idle`]: a consumer group's membership, as `replay` and
+//!   `rebuild` see it.
+//! - [`seed_licensed`], [`raw_of`], [`produce_raw_at`]: a [`Scenario`] through the whole
+//!   pipeline, starting from raw punches.
+//! - [`checked_records`], [`stored_offsets`], [`wait_caught_up`]: the checked topic with
+//!   offsets and timestamps, and attendance's position on it (offsets count transaction
+//!   markers too, so positions are compared with data offsets, never with record counts).
+//! - [`exact_days`]: every column of every `attendance_days` row, as text.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use dakoku_schemas::{CheckedPunch, GroupId, RawPunch, Topic, decode, encode, raw_key};
+use punchctl::replay::{Member, live_members};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::attendance::{DayKey, Scenario};
+use crate::licence::{seed_employee, seed_tenant};
+use crate::{Stack, TestDatabase, eventually, unique_suffix};
+
+/// Runs `punchctl <args>` through the real dispatcher against `db` and the stack's broker;
+/// returns its standard output, or its error (downcast it to the verb's error type).
+pub async fn punchctl(stack: &Stack, db: &TestDatabase, args: &[&str]) -> anyhow::Result<String> {
+    let mut argv = vec![
+        "punchctl",
+        "--database-url",
+        db.url.as_str(),
+        "--brokers",
+        stack.brokers.as_str(),
+    ];
+    argv.extend_from_slice(args);
+    let cli = punchctl::Cli::try_parse_from(argv)?;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = punchctl::run_with_output(cli, &mut out, &mut err).await?;
+    anyhow::ensure!(
+        code == std::process::ExitCode::SUCCESS,
+        "punchctl {args:?} exited with {code:?}"
+    );
+    Ok(String::from_utf8(out)?)
+}
+
+/// Waits until `consumer_group` has at least one live member; returns the members.
+pub async fn wait_for_members(stack: &Stack, consumer_group: &str) -> anyhow::Result<Vec<Member>> {
+    eventually(
+        &format!("a live member in {consumer_group}"),
+        Duration::from_secs(60),
+        || async move {
+            let members =
+                live_members(&stack.brokers, consumer_group, Duration::from_secs(10)).await?;
+            Ok((!members.is_empty()).then_some(members))
+        },
+    )
+    .await
+}
+
+/// Waits until `consumer_group` has no live member (a stopped licence-check instance is a
+/// static member until its session timeout).
+pub async fn wait_until_idle(stack: &Stack, consumer_group: &str) -> anyhow::Result<()> {
+    eventually(
+        &format!("{consumer_group} without members"),
+        Duration::from_secs(90),
+        || async move {
+            let members =
+                live_members(&stack.brokers, consumer_group, Duration::from_secs(10)).await?;
+            Ok(members.is_empty().then_some(()))
+        },
+    )
+    .await
+}
+
+/// The scenario's tenant with a licence seat for each employee, and its employees licensed
+/// (through punchctl's master-data code, as licence-check reads it).
+pub async fn seed_licensed(db: &TestDatabase, scenario: &Scenario) -> anyhow::Result<()> {
+    let seats = u32::try_from(scenario.employees.len())?;
+    seed_tenant(
+        db,
+        scenario.tenant.as_str(),
+        &scenario.group,
+        seats,
+        None,
+        None,
+    )
+    .await?;
+    for (employee, card) in &scenario.employees {
+        seed_employee(
+            db,
+            scenario.tenant.as_str(),
+            employee.as_str(),
+            card.as_str(),
+            true,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The raw punches behind the scenario's verdicts, as the acceptor would have written them.
+pub fn raw_of(scenario: &Scenario) -> Vec<RawPunch> {
+    scenario.punches.iter().map(|p| p.raw()).collect()
+}
+
+/// Produces `punches` to `group`'s raw topic, keyed `<tenant>/<device>`, every record with the
+/// timestamp `at_millis`, and waits for every delivery.
+pub async fn produce_raw_at(
+    stack: &Stack,
+    group: &GroupId,
+    punches: &[RawPunch],
+    at_millis: i64,
+) -> anyhow::Result<()> {
+    let producer: FutureProducer = stack
+        .kafka_config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()?;
+    let topic = Topic::Raw(group.clone()).name();
+    let records = punches
+        .iter()
+        .map(|p| Ok((raw_key(&p.tenant_id, &p.device_id), encode(p)?)))
+        .collect::<anyhow::Result<Vec<(String, Vec<u8>)>>>()?;
+    let deliveries: Vec<_> = records
+        .iter()
+        .map(|(key, payload)| {
+            let record = FutureRecord::to(&topic)
+                .key(key)
+                .payload(payload)
+                .timestamp(at_millis);
+            producer.send(record, Duration::from_secs(30))
+        })
+        .collect();
+    for delivery in futures::future::join_all(deliveries).await {
+        delivery.map_err(|(error, _)| anyhow::anyhow!("produce to {topic}: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Every `attendance_days` row in full (all columns as JSON text), by day: equal maps mean
+/// byte-for-byte equal rows, revisions and `computed_at` included.
+pub async fn exact_days(db: &TestDatabase) -> anyhow::Result<BTreeMap<DayKey, String>> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT tenant_id, employee_id, work_date, row_to_json(d)::text \
+             FROM attendance_days d",
+            &[],
+        )
+        .await
+        .context("reading attendance_days")?;
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1), r.get(2)), r.get(3)))
+        .collect())
+}
+
+/// A verdict of the checked topic with its place and timestamp.
+#[derive(Debug, Clone)]
+pub struct Positioned {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Record timestamp (licence-check's produce time), milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The verdict.
+    pub verdict: CheckedPunch,
+}
+
+/// The first `count` committed verdicts of `group`'s checked topic, from the beginning.
+pub async fn checked_records(
+    stack: &Stack,
+    group: &GroupId,
+    count: usize,
+) -> anyhow::Result<Vec<Positioned>> {
+    let topic = Topic::Checked(group.clone()).name();
+    let consumer: StreamConsumer = stack
+        .kafka_config()
+        .set("group.id", format!("e2e-positions-{}", unique_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    consumer.subscribe(&[topic.as_str()])?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::with_capacity(count);
+    while records.len() < count {
+        let message = tokio::time::timeout_at(until, consumer.recv())
+            .await
+            .with_context(|| {
+                format!("{} of {count} verdicts read from {topic}", records.len())
+            })??;
+        records.push(Positioned {
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis().unwrap_or_default(),
+            verdict: decode(message.payload().unwrap_or_default())?,
+        });
+    }
+    Ok(records)
+}
+
+/// attendance's stored next offsets on `group`'s checked topic, by partition.
+pub async fn stored_offsets(
+    db: &TestDatabase,
+    group: &GroupId,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1",
+            &[&format!("attendance.{group}")],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Waits until attendance has applied the first `count` verdicts of `group`'s checked topic
+/// (its stored offset is past the last of them on every partition); returns them.
+pub async fn wait_caught_up(
+    stack: &Stack,
+    db: &TestDatabase,
+    group: &GroupId,
+    count: usize,
+) -> anyhow::Result<Vec<Positioned>> {
+    let records = checked_records(stack, group, count).await?;
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &records {
+        let end = ends.entry(r.partition).or_default();
+        *end = (*end).max(r.offset + 1);
+    }
+    let ends = &ends;
+    eventually(
+        &format!("attendance past {count} verdicts"),
+        Duration::from_secs(90),
+        || async move {
+            let stored = stored_offsets(db, group).await?;
+            Ok(ends
+                .iter()
+                .all(|(p, end)| stored.get(p).is_some_and(|s| s >= end))
+                .then_some(()))
+        },
+    )
+    .await?;
+    Ok(records)
+}
