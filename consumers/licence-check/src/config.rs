@@ -119,6 +119,11 @@ pub struct Config {
         hide = true
     )]
     pub debug_batch_delay_ms: u64,
+    /// Test and benchmark knob, never for production: sleep this many microseconds per checked
+    /// punch, to replay the incident's slow licence check behind the log (`storm run
+    /// --scenario incident`). 0 (the default) means no delay.
+    #[arg(long, env = "DAKOKU_CHECK_DELAY_US", default_value_t = 0)]
+    pub check_delay_us: u64,
 }
 
 /// A configuration that cannot work, said before anything starts.

@@ -587,6 +587,11 @@ impl Loop<'_> {
                             .snapshot
                             .as_deref()
                             .expect("check mode waits for a snapshot before consuming");
+                        if self.env.config.check_delay_us > 0 {
+                            // The storm's slow licence check (a test knob): it slows this
+                            // loop, and so grows the lag, never the acceptor.
+                            thread::sleep(Duration::from_micros(self.env.config.check_delay_us));
+                        }
                         let decision = check(&raw, snapshot);
                         let key = checked_key(&raw.tenant_id, decision.employee, &raw.card_id);
                         let reason = decision.reason;

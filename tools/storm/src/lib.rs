@@ -1,0 +1,30 @@
+//! The storm harness: simulated recorders against the local stack, the 2020 incident replayed
+//! (`../shared/INCIDENT.md`) next to a synchronous control, fault injection and security
+//! probes, each ending in an audit of what was acked against what was stored.
+//!
+//! # Layout
+//! - [`sim`]: the recorder simulator (`punch-storm`): recorders with pools and a trickle,
+//!   `legacy` and `contract` resend behaviours, the exact acked set. Entry point
+//!   [`sim::run`]`(`[`sim::StormConfig`]`, shutdown) -> `[`sim::Outcome`].
+//! - [`http`]: the minimal keep-alive HTTP client the recorders and probes use.
+//! - [`provision`]: the storm's tenants, licensed employees and recorders with tokens.
+//! - [`audit`]: acked vs stored: lost, doubled, stored-but-unacked.
+//! - [`scenario`]: named scenarios (incident, contract) run against the pipeline or the
+//!   control, with the sampler (lag, RSS, CPU, health probe) and the report.
+//! - [`control`]: the deliberately classic synchronous endpoint (licence check and Postgres
+//!   write inside the request), the incident's architecture, for comparison.
+//! - [`plot`]: the SVG plot of acked/s, refusals/s and lag.
+//! - `faults`: scripted fault injection (broker, consumers, Postgres, acceptor).
+//! - `probes`: security probes (tokens, tenants, sizes, slowloris, malformed input).
+//! - `serve`: `storm serve <service>`, each service as a killable child process.
+
+pub mod audit;
+pub mod control;
+pub mod faults;
+pub mod http;
+pub mod plot;
+pub mod probes;
+pub mod provision;
+pub mod scenario;
+pub mod serve;
+pub mod sim;
