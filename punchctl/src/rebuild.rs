@@ -15,6 +15,12 @@
 //! nothing; a log whose first records were deleted by retention is refused (those punches
 //! cannot come back) unless `--allow-truncated-log`. Afterwards, start the attendance service
 //! again: it continues from the rebuilt offsets and publishes the days that changed.
+//!
+//! An interrupted rebuild (Ctrl-C, killed, Postgres gone after the clear) stays recorded in
+//! `attendance_rebuilds` until a rebuild covering it finishes: meanwhile the attendance
+//! service refuses the group, naming this command. The same rebuild again, or a whole-group
+//! rebuild, finishes it; a rebuild of another tenant is refused ("finish it first: ..."); the
+//! dry run says which of the two it would be.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -152,6 +158,22 @@ pub async fn run(
     .await?;
     let plan = rebuild.plan().clone();
     write_plan(&plan, out)?;
+    if let Some(blocking) = plan.blocked_by() {
+        // Refused before anything changes, dry run included: it could not run either.
+        return Err(rebuild::RebuildError::Unfinished {
+            unfinished: blocking.clone(),
+        }
+        .into());
+    }
+    if let Some(unfinished) = &plan.unfinished {
+        summary.line(
+            "unfinished",
+            format!(
+                "{} was interrupted; this rebuild finishes it (until then the attendance service refuses the group)",
+                unfinished.describe()
+            ),
+        );
+    }
     let truncated = plan.truncated();
     if !truncated.is_empty() && !args.allow_truncated_log {
         return Err(RebuildError::TruncatedLog {

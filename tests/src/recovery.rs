@@ -12,19 +12,24 @@
 //!   offsets and timestamps, and attendance's position on it (offsets count transaction
 //!   markers too, so positions are compared with data offsets, never with record counts).
 //! - [`exact_days`]: every column of every `attendance_days` row, as text.
+//! - [`prepared_rebuild`], [`interrupted_rebuild`], [`unfinished_rebuild_row`]: a rebuild
+//!   driven through the library's steps and stopped after one of them, as a killed `punchctl
+//!   rebuild` leaves it, and the `attendance_rebuilds` row that records it.
+//! - [`wait_refused`]: the error an attendance service stops with on its own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use dakoku_attendance::rebuild::{NoProgress, Plan, Rebuild, RebuildRequest, Scope};
 use dakoku_schemas::{CheckedPunch, GroupId, RawPunch, Topic, decode, encode, raw_key};
 use punchctl::replay::{Member, live_members};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::attendance::{DayKey, Scenario};
+use crate::attendance::{DayKey, Scenario, TestAttendance};
 use crate::licence::{seed_employee, seed_tenant};
 use crate::{Stack, TestDatabase, eventually, unique_suffix};
 
@@ -252,4 +257,85 @@ pub async fn wait_caught_up(
     )
     .await?;
     Ok(records)
+}
+
+/// A rebuild of `scope` in `group`, prepared through the library as `punchctl rebuild` does:
+/// it holds the group's lock and has changed nothing yet.
+pub async fn prepared_rebuild(
+    stack: &Stack,
+    db: &TestDatabase,
+    group: &GroupId,
+    scope: Scope,
+) -> anyhow::Result<Rebuild> {
+    Ok(Rebuild::prepare(RebuildRequest {
+        brokers: stack.brokers.clone(),
+        database_url: db.url.clone(),
+        group: group.clone(),
+        scope,
+        timeout: Duration::from_secs(30),
+    })
+    .await?)
+}
+
+/// The last step an [`interrupted_rebuild`] completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildStage {
+    /// The scope's punches are cleared and the offsets reset; nothing replayed.
+    Clear,
+    /// The whole log is replayed (the scope's days deferred); nothing recomputed.
+    Replay,
+}
+
+/// A rebuild of `scope` in `group` stopped after `stage`, as a `punchctl rebuild` killed
+/// there leaves it: the library's steps up to `stage`, then its connection is closed (the
+/// group's lock goes with it) and the recompute never runs. Returns the rebuild's plan.
+pub async fn interrupted_rebuild(
+    stack: &Stack,
+    db: &TestDatabase,
+    group: &GroupId,
+    scope: Scope,
+    stage: RebuildStage,
+) -> anyhow::Result<Plan> {
+    let mut rebuild = prepared_rebuild(stack, db, group, scope).await?;
+    let plan = rebuild.plan().clone();
+    rebuild.clear().await?;
+    if stage == RebuildStage::Replay {
+        rebuild.replay(500, &NoProgress).await?;
+    }
+    drop(rebuild);
+    Ok(plan)
+}
+
+/// `group`'s row of `attendance_rebuilds`: `Some((tenant_id, started_by))`, a `None` tenant
+/// being the whole group; `None` without a row.
+pub async fn unfinished_rebuild_row(
+    db: &TestDatabase,
+    group: &GroupId,
+) -> anyhow::Result<Option<(Option<String>, String)>> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT tenant_id, started_by FROM attendance_rebuilds WHERE consumer_group = $1",
+            &[&format!("attendance.{group}")],
+        )
+        .await
+        .context("reading attendance_rebuilds")?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Waits until `attendance` has stopped on its own and returns the error it stopped with
+/// (downcast it to `AttendanceError`); fails if it stopped cleanly or keeps running.
+pub async fn wait_refused(attendance: TestAttendance) -> anyhow::Result<anyhow::Error> {
+    let running = &attendance;
+    eventually(
+        "the attendance service to stop on its own",
+        Duration::from_secs(60),
+        || async move { Ok(running.is_finished().then_some(())) },
+    )
+    .await?;
+    attendance
+        .stop()
+        .await
+        .err()
+        .context("the attendance service stopped without an error")
 }

@@ -1,15 +1,19 @@
 //! Recovery on the real broker and Postgres (DESIGN "Recovery", CONTRACT §5): `punchctl
 //! rebuild` gives back the same `attendance_days` and repairs one tenant without touching the
-//! others; `punchctl replay` to a moment processes exactly the records after it again, with no
-//! punch doubled, and refuses while a consumer of the group runs; a bad master-data change
-//! followed by a fix and `punchctl recheck` ends with the right attendance.
+//! others; an interrupted rebuild stops the attendance service of the group until it is run
+//! again, and a rebuild of another tenant is refused until then; `punchctl replay` to a moment
+//! processes exactly the records after it again, with no punch doubled, and refuses while a
+//! consumer of the group runs; a bad master-data change followed by a fix and `punchctl
+//! recheck` ends with the right attendance.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{NaiveDate, SecondsFormat, TimeZone as _, Utc};
+use dakoku_attendance::rebuild::{self, Scope};
 use dakoku_attendance::rules::DayFigures;
+use dakoku_attendance::{AttendanceError, ConsumerError};
 use dakoku_e2e::attendance::{
     Scenario, TestAttendance, expected_days, figures_of, latest_daily, produce_checked,
     punch_counts, read_days, resent, stored_offsets_total, wait_for_days,
@@ -19,8 +23,9 @@ use dakoku_e2e::licence::{
     quarantined_from, test_config, wait_for_verdicts,
 };
 use dakoku_e2e::recovery::{
-    exact_days, produce_raw_at, punchctl, raw_of, seed_licensed, stored_offsets, wait_caught_up,
-    wait_for_members, wait_until_idle,
+    RebuildStage, exact_days, interrupted_rebuild, prepared_rebuild, produce_raw_at, punchctl,
+    raw_of, seed_licensed, stored_offsets, unfinished_rebuild_row, wait_caught_up,
+    wait_for_members, wait_refused, wait_until_idle,
 };
 use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use dakoku_schemas::{CardId, CheckedPunch, PunchId, RejectReason, TenantId, Topic, Verdict};
@@ -80,6 +85,27 @@ impl World {
 
     async fn wait_until_idle(&self, consumer_group: &str) -> anyhow::Result<()> {
         wait_until_idle(&self.stack, consumer_group).await
+    }
+
+    /// Seeds `scenarios`, produces their verdicts (with resends) and runs the attendance
+    /// service until it has applied every record, then stops it; returns the log.
+    async fn settled(&self, scenarios: &[&Scenario]) -> anyhow::Result<Vec<CheckedPunch>> {
+        let mut log = Vec::new();
+        for (i, scenario) in scenarios.iter().enumerate() {
+            scenario.seed(&self.db).await?;
+            log.extend(resent(&scenario.punches, 0.2, i as u64 + 1));
+        }
+        produce_checked(&self.stack, &self.group.group, &log).await?;
+        let consumer = self.attendance();
+        let total = log.len() as i64;
+        eventually("every record applied", WAIT, || async {
+            Ok((stored_offsets_total(&self.db, &self.group.group).await? == total).then_some(()))
+        })
+        .await?;
+        consumer.stop().await?;
+        self.wait_until_idle(&format!("attendance.{}", self.g()))
+            .await?;
+        Ok(log)
     }
 
     async fn finish(self) -> anyhow::Result<()> {
@@ -321,6 +347,214 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
 fn read_revision(row_json: &str) -> anyhow::Result<i64> {
     let value: serde_json::Value = serde_json::from_str(row_json)?;
     value["revision"].as_i64().context("a revision")
+}
+
+/// The unfinished rebuild the attendance service stopped with (it must be that error).
+fn refused_for(error: &anyhow::Error) -> &rebuild::UnfinishedRebuild {
+    match error.downcast_ref::<AttendanceError>() {
+        Some(AttendanceError::Consumer(ConsumerError::UnfinishedRebuild(unfinished))) => unfinished,
+        other => panic!("expected UnfinishedRebuild, got {other:?} ({error:#})"),
+    }
+}
+
+/// A rebuild interrupted after its replay, before its recompute: its row stays in
+/// `attendance_rebuilds`; the attendance service refuses the group, naming the command, and
+/// stores nothing; the dry run reports it; the same rebuild run again finishes it (the table
+/// equals the one before, row for row) and removes the row, and the service consumes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rebuild_stops_the_service_until_it_is_run_again() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let a = world.week("a", 4, 21)?;
+    let log = world.settled(&[&a]).await?;
+    let expected = expected_days(&log, a.tz, a.day_change);
+    let before = exact_days(&world.db).await?;
+    assert_eq!(
+        figures_of(&read_days(&world.db.client().await?).await?),
+        expected
+    );
+    let counts_before = punch_counts(&world.db).await?;
+
+    let group = &world.group.group;
+    interrupted_rebuild(
+        &world.stack,
+        &world.db,
+        group,
+        Scope::Group,
+        RebuildStage::Replay,
+    )
+    .await?;
+    let (tenant, started_by) = unfinished_rebuild_row(&world.db, group)
+        .await?
+        .context("the interrupted rebuild's row")?;
+    assert_eq!(tenant, None, "a whole-group rebuild");
+    assert!(!started_by.is_empty());
+    assert_eq!(
+        exact_days(&world.db).await?,
+        before,
+        "days not recomputed yet"
+    );
+
+    // The service refuses the group before reading anything, and says what to run.
+    let offsets = stored_offsets(&world.db, group).await?;
+    let error = wait_refused(world.attendance()).await?;
+    let unfinished = refused_for(&error);
+    assert_eq!(
+        (&unfinished.group, &unfinished.scope),
+        (group, &Scope::Group)
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("run `punchctl rebuild --group {}`", world.g())),
+        "{message}"
+    );
+    assert_eq!(stored_offsets(&world.db, group).await?, offsets);
+    assert!(unfinished_rebuild_row(&world.db, group).await?.is_some());
+
+    // The dry run reports it and changes nothing; the rebuild again finishes it.
+    let out = world
+        .punchctl(&["rebuild", "--group", world.g(), "--dry-run"])
+        .await?;
+    assert!(
+        out.contains(&format!(
+            "unfinished: the rebuild of group {} started at",
+            world.g()
+        )) && out.contains("this rebuild finishes it"),
+        "{out}"
+    );
+    assert!(unfinished_rebuild_row(&world.db, group).await?.is_some());
+    let out = world.punchctl(&["rebuild", "--group", world.g()]).await?;
+    assert!(out.contains(": 0 changed,"), "{out}");
+    assert_eq!(unfinished_rebuild_row(&world.db, group).await?, None);
+    assert_eq!(exact_days(&world.db).await?, before, "row for row");
+    assert_eq!(punch_counts(&world.db).await?, counts_before);
+
+    // The service consumes the group again: a later rejection withdraws a punch.
+    let consumer = world.attendance();
+    let withdrawn = rejected_later(&a.punches[3], RejectReason::NotLicensed);
+    produce_checked(&world.stack, group, std::slice::from_ref(&withdrawn)).await?;
+    eventually("the later rejection applied", WAIT, || async {
+        Ok((punch_counts(&world.db).await?.1 == counts_before.1 + 1).then_some(()))
+    })
+    .await?;
+    assert!(!consumer.is_finished());
+    consumer.stop().await?;
+    world.finish().await
+}
+
+/// With tenant a's rebuild interrupted right after its clear, a rebuild of tenant b is
+/// refused (dry run too), naming the command that finishes a's, and changes nothing; the
+/// service names a's command; a whole-group rebuild covers a's, removes the row and gives
+/// back the table as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_of_another_scope_is_refused_until_the_interrupted_one_is_finished()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let (a, b) = (world.week("a", 3, 31)?, world.week("b", 3, 32)?);
+    world.settled(&[&a, &b]).await?;
+    let before = exact_days(&world.db).await?;
+    let counts_before = punch_counts(&world.db).await?;
+    let group = &world.group.group;
+
+    let scope_a = Scope::Tenant(a.tenant.clone());
+    interrupted_rebuild(
+        &world.stack,
+        &world.db,
+        group,
+        scope_a.clone(),
+        RebuildStage::Clear,
+    )
+    .await?;
+    assert_eq!(
+        unfinished_rebuild_row(&world.db, group)
+            .await?
+            .map(|(tenant, _)| tenant),
+        Some(Some(a.tenant.to_string()))
+    );
+    let cleared = punch_counts(&world.db).await?;
+    assert!(cleared.0 < counts_before.0, "a's punches cleared");
+
+    for dry_run in [true, false] {
+        let mut args = vec!["rebuild", "--tenant", b.tenant.as_str()];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let error = world
+            .punchctl(&args)
+            .await
+            .expect_err("a rebuild of b while a's is unfinished");
+        match error.downcast_ref::<RebuildError>() {
+            Some(RebuildError::Rebuild(rebuild::RebuildError::Unfinished { unfinished })) => {
+                assert_eq!(unfinished.scope, scope_a);
+            }
+            other => panic!("expected Unfinished, got {other:?} ({error:#})"),
+        }
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!(
+                "finish it first: punchctl rebuild --tenant {}",
+                a.tenant
+            )) && message.contains(&format!("punchctl rebuild --group {}", world.g())),
+            "{message}"
+        );
+        assert_eq!(punch_counts(&world.db).await?, cleared, "nothing changed");
+        assert_eq!(exact_days(&world.db).await?, before);
+    }
+
+    let error = wait_refused(world.attendance()).await?;
+    assert_eq!(refused_for(&error).scope, scope_a);
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("run `punchctl rebuild --tenant {}`", a.tenant)),
+        "{error}"
+    );
+
+    // The whole group covers a's rebuild.
+    let out = world.punchctl(&["rebuild", "--group", world.g()]).await?;
+    assert!(
+        out.contains(&format!(
+            "unfinished: the rebuild of tenant {} (group",
+            a.tenant
+        )),
+        "{out}"
+    );
+    assert_eq!(unfinished_rebuild_row(&world.db, group).await?, None);
+    assert_eq!(exact_days(&world.db).await?, before, "row for row");
+    assert_eq!(punch_counts(&world.db).await?, counts_before);
+    world.finish().await
+}
+
+/// An attendance service started by mistake during a rebuild (after the rebuild checked the
+/// group was idle) waits for the rebuild's lock; if the rebuild is then interrupted, its next
+/// batch finds the unfinished rebuild and the group stops, writing nothing: neither the new
+/// record nor offsets that would skip the cleared punches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_started_during_a_rebuild_stops_when_the_rebuild_is_interrupted()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let a = world.week("a", 3, 51)?;
+    world.settled(&[&a]).await?;
+    let group = &world.group.group;
+
+    let mut rebuild = prepared_rebuild(&world.stack, &world.db, group, Scope::Group).await?;
+    let consumer = world.attendance();
+    wait_for_members(&world.stack, &format!("attendance.{}", world.g())).await?;
+    let late = rejected_later(&a.punches[2], RejectReason::NotLicensed);
+    produce_checked(&world.stack, group, std::slice::from_ref(&late)).await?;
+    rebuild.clear().await?;
+    let offsets = stored_offsets(&world.db, group).await?;
+    drop(rebuild);
+
+    let error = wait_refused(consumer).await?;
+    assert_eq!(refused_for(&error).scope, Scope::Group);
+    assert_eq!(punch_counts(&world.db).await?.0, 0, "nothing stored again");
+    assert_eq!(
+        stored_offsets(&world.db, group).await?,
+        offsets,
+        "no offset moved"
+    );
+    assert!(unfinished_rebuild_row(&world.db, group).await?.is_some());
+    world.finish().await
 }
 
 /// `replay` refuses while a consumer of the group runs, naming its members, and changes

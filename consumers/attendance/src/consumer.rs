@@ -14,6 +14,12 @@
 //! are published again at the next start (the outbox mark in `attendance_publish_marks`).
 //! Shutdown stops reading, commits the open batch within the drain budget or rolls it back,
 //! and leaves the group.
+//!
+//! A group whose `punchctl rebuild` was interrupted (its row in `attendance_rebuilds`) is not
+//! consumed: the group stops with [`ConsumerError::UnfinishedRebuild`], naming the command to
+//! run, before anything is read (and, for a service started during the rebuild, at its first
+//! batch after the rebuild's lock is released). Consuming would store the cleared punches
+//! again while the days the rebuild deferred keep stale figures, silently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -36,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::metrics::{self, Health};
+use crate::rebuild::UnfinishedRebuild;
 use crate::store::{self, Incoming, Store, StoreError};
 
 /// Errors that stop a group's consumer (everything else is retried).
@@ -65,6 +72,14 @@ pub enum ConsumerError {
         /// The configured limit.
         ratio: f64,
     },
+    /// A `punchctl rebuild` of the group cleared its punches and was interrupted before it
+    /// recomputed the days: consuming now would leave those days stale for good. Run the
+    /// rebuild again (the message says which, with this service stopped), then restart.
+    #[error(
+        "group {}: {} did not finish; consuming now would leave its days with stale figures. Stop this service, run `{}`, then start the service again",
+        .0.group, .0.describe(), .0.command()
+    )]
+    UnfinishedRebuild(UnfinishedRebuild),
 }
 
 /// What the group consumers share: configuration, the producer, health.
@@ -411,9 +426,16 @@ pub(crate) async fn run_group(
         delay: Duration::from_millis(config.retry_initial_ms),
     };
 
-    // Before reading anything: a store, and every committed day on the topic.
-    if !this.recover(wait_for_stop(stop.clone())).await {
-        return Ok(());
+    // Before reading anything: a store, no unfinished rebuild, and every committed day on the
+    // topic.
+    match this.recover(wait_for_stop(stop.clone())).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(()),
+        Err(error) => {
+            // Down, as for any group that stops on an error (readiness and `attendance_up`).
+            shared.health.set_up(&group, false);
+            return Err(error);
+        }
     }
     consumer.subscribe(&[topic.as_str()]).map_err(kafka)?;
     shared.health.set_up(&group, true);
@@ -613,29 +635,48 @@ impl GroupLoop {
         self.poison.extend(poison);
     }
 
-    /// Connects the store and publishes what an earlier run committed but may not have
-    /// published. Returns false if `cancel` fired first.
-    async fn recover(&mut self, cancel: impl Future<Output = ()>) -> bool {
+    /// Connects the store, refuses the group while a rebuild of it is unfinished, and
+    /// publishes what an earlier run committed but may not have published. Returns false if
+    /// `cancel` fired first.
+    async fn recover(&mut self, cancel: impl Future<Output = ()>) -> Result<bool, ConsumerError> {
         let mut cancel = std::pin::pin!(cancel);
         loop {
             match self.try_recover().await {
-                Ok(()) => {
+                Ok(None) => {
                     self.delay = Duration::from_millis(self.shared.config.retry_initial_ms);
-                    return true;
+                    return Ok(true);
                 }
+                Ok(Some(unfinished)) => return Err(self.refuse(unfinished)),
                 Err(error) => {
                     tracing::warn!(group = %self.group, %error,
                         retry_in_ms = self.delay.as_millis() as u64,
                         "cannot start: Postgres or Kafka unavailable; retrying");
                     if !self.backoff(&mut cancel).await {
-                        return false;
+                        return Ok(false);
                     }
                 }
             }
         }
     }
 
-    async fn try_recover(&mut self) -> Result<(), String> {
+    /// The error that stops the group because of `unfinished`, logged for the operator.
+    fn refuse(&self, unfinished: UnfinishedRebuild) -> ConsumerError {
+        tracing::error!(group = %self.group, command = %unfinished.command(),
+            started_at = %unfinished.started_at, started_by = %unfinished.started_by,
+            "an interrupted rebuild must be run again before this group is consumed");
+        ConsumerError::UnfinishedRebuild(unfinished)
+    }
+
+    /// `Ok(Some(_))`: the group has an unfinished rebuild (nothing was published).
+    async fn try_recover(&mut self) -> Result<Option<UnfinishedRebuild>, String> {
+        let store = self.store().await.map_err(|e| e.to_string())?;
+        let unfinished = store.unfinished_rebuild().await;
+        if let Some(unfinished) = unfinished.map_err(|e| {
+            self.store = None;
+            e.to_string()
+        })? {
+            return Ok(Some(unfinished));
+        }
         let store = self.store().await.map_err(|e| e.to_string())?;
         let unpublished = store.unpublished().await;
         let (days, seq) = unpublished.map_err(|e| {
@@ -650,7 +691,7 @@ impl GroupLoop {
         if seq > 0 {
             self.published_through = Some(seq);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The store, connected if needed.
@@ -752,6 +793,12 @@ impl GroupLoop {
             };
             match result {
                 Ok(applied) => break applied,
+                Err(StoreError::RebuildUnfinished(unfinished)) => {
+                    // A rebuild cleared the group while this batch waited for its lock, and
+                    // did not finish. Nothing of the batch was written.
+                    self.batch = batch;
+                    return Err(self.refuse(unfinished));
+                }
                 Err(error) => {
                     self.shared.health.set_up(&self.group, false);
                     metrics::retry(&self.group, "postgres");

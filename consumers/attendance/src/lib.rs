@@ -15,7 +15,8 @@
 //! - `consumer`: the consume loop of one tenant group: batching, rebalance at stored offsets,
 //!   retries with backoff, publishing, graceful shutdown.
 //! - [`rebuild`]: the projection of a group or tenant rebuilt from the log (`punchctl rebuild`):
-//!   clear, replay through [`store::Store::apply`], recompute each day once.
+//!   clear, replay through [`store::Store::apply`], recompute each day once; an interrupted
+//!   one ([`rebuild::UnfinishedRebuild`]) stops the group until it is run again.
 //! - [`config`]: the typed [`Config`] (flags and environment).
 //! - [`metrics`]: metric names, `/metrics`, `/healthz`, `/readyz`.
 

@@ -33,7 +33,14 @@
 //!   stored already (idempotent: nothing written), and any they had not had yet (a lagging
 //!   service) are applied as the service would, days included.
 //! - **Interrupted** (Ctrl-C, a crash, Postgres gone): the days are still the previous ones and
-//!   the punches partly replayed; run the rebuild again.
+//!   the punches partly replayed; run the rebuild again. That is enforced, not just advised:
+//!   the clear writes the group's row in `attendance_rebuilds` in its transaction and the
+//!   recompute deletes it once every day has committed ([`UnfinishedRebuild`]). While the row
+//!   exists the attendance service refuses the group (started later, at its start; started
+//!   mid-rebuild, at its next batch), because its replay would store the punches again while
+//!   the days the rebuild deferred keep their stale figures, silently. A later rebuild must
+//!   cover the unfinished scope (the same tenant, or the whole group), else it is refused
+//!   ([`RebuildError::Unfinished`]).
 //! - **Invalid records** are skipped as the service skips them (their offsets advance). Those at
 //!   or past the offsets the projection had reached were never seen by the service, so they are
 //!   quarantined now, as the service would have; the others were quarantined back then.
@@ -41,7 +48,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use dakoku_schemas::{GroupId, TenantId, Topic};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -49,6 +56,7 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
+use tokio_postgres::GenericClient;
 
 use crate::consumer::{Poison, decode_record};
 use crate::store::{self, Counts, Incoming, Store, StoreError};
@@ -71,12 +79,93 @@ impl Scope {
         }
     }
 
-    fn tenant(&self) -> Option<&str> {
+    /// Whether a rebuild of this scope also rebuilds everything of `other` (a whole-group
+    /// rebuild covers any scope of the group; a tenant's covers only the same tenant).
+    pub fn covers_scope(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Group, _) => true,
+            (Scope::Tenant(a), Scope::Tenant(b)) => a == b,
+            (Scope::Tenant(_), Scope::Group) => false,
+        }
+    }
+
+    pub(crate) fn tenant(&self) -> Option<&str> {
         match self {
             Scope::Group => None,
             Scope::Tenant(t) => Some(t.as_str()),
         }
     }
+}
+
+/// A rebuild that cleared its scope and has not finished its recompute: the group's row of
+/// `attendance_rebuilds` (see the module docs, "Interrupted").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedRebuild {
+    /// The tenant group.
+    pub group: GroupId,
+    /// What it rebuilds.
+    pub scope: Scope,
+    /// When its last attempt cleared the scope.
+    pub started_at: DateTime<Utc>,
+    /// The Postgres user that ran it.
+    pub started_by: String,
+}
+
+impl UnfinishedRebuild {
+    /// The command that finishes it: `punchctl rebuild --group <g>` or `--tenant <t>`.
+    pub fn command(&self) -> String {
+        match &self.scope {
+            Scope::Group => format!("punchctl rebuild --group {}", self.group),
+            Scope::Tenant(tenant) => format!("punchctl rebuild --tenant {tenant}"),
+        }
+    }
+
+    /// "the rebuild of tenant t (group g) started at ... by ...".
+    pub fn describe(&self) -> String {
+        let what = match &self.scope {
+            Scope::Group => format!("group {}", self.group),
+            Scope::Tenant(tenant) => format!("tenant {tenant} (group {})", self.group),
+        };
+        format!(
+            "the rebuild of {what} started at {} by {}",
+            self.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.started_by
+        )
+    }
+}
+
+/// The row of `attendance_rebuilds` of `consumer_group`: `(tenant_id, started_at, started_by)`.
+pub(crate) const SQL_UNFINISHED: &str = "SELECT tenant_id, started_at, started_by \
+     FROM attendance_rebuilds WHERE consumer_group = $1";
+const SQL_MARK_UNFINISHED: &str = "INSERT INTO attendance_rebuilds (consumer_group, tenant_id) \
+     VALUES ($1, $2) ON CONFLICT (consumer_group) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
+     started_at = now(), started_by = current_user";
+const SQL_MARK_FINISHED: &str = "DELETE FROM attendance_rebuilds WHERE consumer_group = $1";
+
+/// Reads a row of [`SQL_UNFINISHED`] (the batch transaction reads it too).
+pub(crate) fn unfinished_of(group: &GroupId, row: &tokio_postgres::Row) -> UnfinishedRebuild {
+    let tenant: Option<String> = row.get(0);
+    UnfinishedRebuild {
+        group: group.clone(),
+        // A tenant id that no longer parses cannot be named on the command line; the whole
+        // group's rebuild covers it, so that is the one to ask for.
+        scope: tenant
+            .and_then(|t| t.parse::<TenantId>().ok())
+            .map_or(Scope::Group, Scope::Tenant),
+        started_at: row.get(1),
+        started_by: row.get(2),
+    }
+}
+
+/// The unfinished rebuild of `group`, if any.
+pub async fn unfinished(
+    client: &impl GenericClient,
+    group: &GroupId,
+) -> Result<Option<UnfinishedRebuild>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(SQL_UNFINISHED, &[&store::consumer_group(group)])
+        .await?;
+    Ok(row.map(|row| unfinished_of(group, &row)))
 }
 
 /// What to rebuild, and where.
@@ -162,12 +251,23 @@ pub struct Plan {
     pub partitions: Vec<PartitionPlan>,
     /// The scope's rows before.
     pub rows: ScopeRows,
+    /// An earlier rebuild of the group that did not finish: this one finishes it if its scope
+    /// covers it ([`Plan::blocked_by`]), else it is refused.
+    pub unfinished: Option<UnfinishedRebuild>,
 }
 
 impl Plan {
     /// Records the replay reads.
     pub fn records(&self) -> u64 {
         self.partitions.iter().map(PartitionPlan::records).sum()
+    }
+
+    /// The unfinished rebuild this one's scope does not cover: this rebuild is refused until
+    /// that one is finished (or a whole-group rebuild covers it).
+    pub fn blocked_by(&self) -> Option<&UnfinishedRebuild> {
+        self.unfinished
+            .as_ref()
+            .filter(|u| !self.scope.covers_scope(&u.scope))
     }
 
     /// Partitions whose first records were deleted (retention): a rebuild cannot bring back
@@ -267,12 +367,35 @@ pub enum RebuildError {
     /// The reader task panicked (a bug).
     #[error("the replay's reader failed: {0}")]
     Reader(String),
+    /// An earlier rebuild of the group, of a scope this one does not cover, did not finish:
+    /// its deferred days are stale until it is run again.
+    #[error("{}", refusal(.unfinished))]
+    Unfinished {
+        /// The unfinished rebuild.
+        unfinished: UnfinishedRebuild,
+    },
 }
 
 impl From<tokio_postgres::Error> for RebuildError {
     fn from(error: tokio_postgres::Error) -> Self {
         RebuildError::Store(StoreError::Query(error))
     }
+}
+
+/// The message of [`RebuildError::Unfinished`]: what to run instead.
+fn refusal(unfinished: &UnfinishedRebuild) -> String {
+    let or_group = match unfinished.scope {
+        Scope::Tenant(_) => format!(
+            " (or rebuild the whole group, which covers it: punchctl rebuild --group {})",
+            unfinished.group
+        ),
+        Scope::Group => String::new(),
+    };
+    format!(
+        "{} did not finish and this rebuild does not cover it (its days are stale until it runs again): finish it first: {}{or_group}",
+        unfinished.describe(),
+        unfinished.command()
+    )
 }
 
 fn kafka(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> RebuildError {
@@ -346,6 +469,9 @@ impl Rebuild {
             conflicts: count(3),
             days: count(4),
         };
+        // Read under the lock, which every rebuild of the group holds from before its clear
+        // until after its recompute: it cannot change until this rebuild's own clear.
+        let unfinished = unfinished(&*store.client_mut(), &request.group).await?;
         let plan = Plan {
             group: request.group.clone(),
             scope: request.scope.clone(),
@@ -353,6 +479,7 @@ impl Rebuild {
             consumer_group,
             partitions,
             rows,
+            unfinished,
         };
         Ok(Self {
             request,
@@ -366,9 +493,16 @@ impl Rebuild {
         &self.plan
     }
 
-    /// Deletes the scope's punches, rejections and conflicts and sets the group's offsets to
-    /// the log's first offsets, in one transaction. Returns the rows deleted.
+    /// Deletes the scope's punches, rejections and conflicts, sets the group's offsets to the
+    /// log's first offsets and marks the rebuild unfinished (`attendance_rebuilds`, until
+    /// [`Rebuild::recompute`] ends), in one transaction. Returns the rows deleted. Refused,
+    /// changing nothing, while an unfinished rebuild this one does not cover exists.
     pub async fn clear(&mut self) -> Result<ScopeRows, RebuildError> {
+        if let Some(unfinished) = self.plan.blocked_by() {
+            return Err(RebuildError::Unfinished {
+                unfinished: unfinished.clone(),
+            });
+        }
         let group = self.plan.group.as_str();
         let tenant = self.plan.scope.tenant();
         let (parts, lows): (Vec<i32>, Vec<i64>) = self
@@ -387,6 +521,8 @@ impl Rebuild {
             &[consumer_group, topic, &parts, &lows],
         )
         .await?;
+        tx.execute(SQL_MARK_UNFINISHED, &[consumer_group, &tenant])
+            .await?;
         tx.commit().await?;
         tracing::info!(
             group,
@@ -546,7 +682,9 @@ impl Rebuild {
     }
 
     /// Recomputes every day of the scope (every day with a punch or a row), `chunk_days` per
-    /// transaction.
+    /// transaction; once all of them have committed, the rebuild is no longer unfinished (its
+    /// row of `attendance_rebuilds` is deleted: the attendance service may consume the group
+    /// again). Interrupted before, the row stays and the rebuild must run again.
     pub async fn recompute(
         &mut self,
         chunk_days: usize,
@@ -573,6 +711,19 @@ impl Rebuild {
             done.unchanged += recomputed.unchanged;
             progress.advance(chunk.len() as u64);
         }
+        // Only now: a crash between the last chunk and this delete leaves the row, and the
+        // rebuild run again finds every day already right.
+        self.store
+            .client_mut()
+            .execute(SQL_MARK_FINISHED, &[&self.plan.consumer_group])
+            .await?;
+        tracing::info!(
+            group,
+            tenant,
+            days = done.days,
+            changed = done.changed,
+            "rebuild: every day recomputed; the group may be consumed again"
+        );
         let rows = self
             .store
             .client_mut()
@@ -852,6 +1003,7 @@ mod tests {
                 },
             ],
             rows: ScopeRows::default(),
+            unfinished: None,
         };
         assert_eq!(plan.records(), 12);
         assert_eq!(

@@ -37,7 +37,11 @@
 //! # Rebuild
 //! A rebuild ([`crate::rebuild`]) replays the log through [`Store::apply`] with
 //! [`Store::defer_days`] set, then computes each rebuilt day once with [`Store::recompute`],
-//! by the same rules and revision policy as a batch.
+//! by the same rules and revision policy as a batch. While a rebuild of the group is
+//! unfinished (its row in `attendance_rebuilds`), a batch of the service refuses to write
+//! ([`StoreError::RebuildUnfinished`]), checked right after the group's lock: a service started
+//! by mistake during a rebuild that is then interrupted must not store the cleared punches
+//! again while the deferred days keep stale figures.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -53,11 +57,11 @@ use std::task::Poll;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 use uuid::Uuid;
 
-use crate::rebuild::Scope;
+use crate::rebuild::{Scope, UnfinishedRebuild};
 use crate::rules::{self, DayFigures, Punch};
 
-/// Errors of the Postgres side. All of them are retried by the consumer (with backoff, on a
-/// new connection); none of them ever advances an offset.
+/// Errors of the Postgres side. All of them but [`StoreError::RebuildUnfinished`] are retried
+/// by the consumer (with backoff, on a new connection); none of them ever advances an offset.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Connecting failed (server down, wrong URL, authentication).
@@ -69,6 +73,10 @@ pub enum StoreError {
     /// The batch did not finish within the statement budget; it was rolled back.
     #[error("Postgres did not answer within {0:?}; batch rolled back")]
     Timeout(Duration),
+    /// A rebuild of the group cleared its scope and did not finish: nothing is written until
+    /// it is run again (the consumer stops the group; see [`crate::rebuild`]).
+    #[error("{}; batch rolled back. Run `{}`", .0.describe(), .0.command())]
+    RebuildUnfinished(UnfinishedRebuild),
 }
 
 impl StoreError {
@@ -77,6 +85,7 @@ impl StoreError {
         match self {
             StoreError::Connect(_) | StoreError::Timeout(_) => true,
             StoreError::Query(error) => error.is_closed() || error.as_db_error().is_none(),
+            StoreError::RebuildUnfinished(_) => false,
         }
     }
 }
@@ -255,6 +264,7 @@ struct Statements {
     upsert_days: Statement,
     store_offsets: Statement,
     mark: Statement,
+    unfinished: Statement,
 }
 
 const SQL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), \
@@ -413,6 +423,7 @@ impl Store {
                 upsert_days: client.prepare(SQL_UPSERT_DAYS).await?,
                 store_offsets: client.prepare(SQL_STORE_OFFSETS).await?,
                 mark: client.prepare(SQL_MARK).await?,
+                unfinished: client.prepare(crate::rebuild::SQL_UNFINISHED).await?,
             })
         };
         let statements = tokio::time::timeout(statement_timeout, prepare)
@@ -452,6 +463,16 @@ impl Store {
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+
+    /// The group's unfinished rebuild, if any: the service must not consume the group until
+    /// it has been run again (see [`crate::rebuild`]).
+    pub async fn unfinished_rebuild(&self) -> Result<Option<UnfinishedRebuild>, StoreError> {
+        let row = self
+            .client
+            .query_opt(&self.statements.unfinished, &[&self.consumer_group])
+            .await?;
+        Ok(row.map(|row| crate::rebuild::unfinished_of(&self.group, &row)))
     }
 
     /// The stored next offset of each partition of the checked topic.
@@ -718,10 +739,13 @@ impl BatchContext<'_> {
 
         // Round trip 1: the group lock first (everything after it waits for it), then what is
         // stored. Reads cover the whole batch; records already applied are dropped below.
+        // Each later statement reads after the lock is granted (read committed: a snapshot per
+        // statement), so it sees a rebuild's clear that committed while this batch waited.
         let cg = self.consumer_group;
         let topic = self.topic;
         let mut round: Vec<Pending<'_>> = vec![
             Box::pin(async move { tx.query(&st.lock, &[&cg]).await }),
+            Box::pin(async move { tx.query(&st.unfinished, &[&cg]).await }),
             Box::pin(async move { tx.query(&st.offsets, &[&cg, &topic]).await }),
             Box::pin(async { tx.query(&st.tenants, &[&tenant_ids]).await }),
             Box::pin(async { tx.query(&st.punches, &[&ids]).await }),
@@ -729,13 +753,22 @@ impl BatchContext<'_> {
         ];
         let mut rows = pipelined(std::mem::take(&mut round)).await?.into_iter();
         let mut next_rows = || rows.next().unwrap_or_default();
-        let (lock, stored, tenant_rows, punch_rows, rejection_rows) = (
+        let (lock, unfinished, stored, tenant_rows, punch_rows, rejection_rows) = (
+            next_rows(),
             next_rows(),
             next_rows(),
             next_rows(),
             next_rows(),
             next_rows(),
         );
+        // The rebuild's own replay (days deferred) runs while its row exists; nobody else may.
+        if self.deferred.is_none()
+            && let Some(row) = unfinished.first()
+        {
+            return Err(StoreError::RebuildUnfinished(
+                crate::rebuild::unfinished_of(self.group, row),
+            ));
+        }
         let mut applied = Applied {
             batch_seq: lock.first().map(|r| r.get(1)).unwrap_or_default(),
             ..Applied::default()
