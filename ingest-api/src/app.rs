@@ -300,6 +300,11 @@ async fn read_body(
     }
 }
 
+/// Punches validated, encoded and enqueued between yields to the scheduler (about 150 µs of
+/// CPU): under a burst of 500-punch batches on two cores, `/healthz` waited behind whole
+/// batches (p99 0.34 s in `storm run --scenario contract`).
+const YIELD_EVERY_PUNCHES: usize = 64;
+
 async fn accept(
     state: &AppState,
     headers: &HeaderMap,
@@ -355,6 +360,11 @@ async fn accept(
     let mut rejected_pending = Vec::new();
     let mut enqueue_error = None;
     for (index, raw) in envelope.punches.iter().enumerate() {
+        // A big batch is a millisecond of CPU: let other tasks (health checks, cheap refusals,
+        // small requests) run between chunks instead of queueing behind whole batches.
+        if index % YIELD_EVERY_PUNCHES == YIELD_EVERY_PUNCHES - 1 {
+            tokio::task::yield_now().await;
+        }
         buf.clear();
         match request::validate_punch(index, raw) {
             Ok(punch) => {

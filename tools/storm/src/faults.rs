@@ -1,6 +1,6 @@
 //! Scripted fault injection: a contract-mode storm against the whole pipeline, one fault
 //! injected in the middle of it, and the end state audited: every acked punch stored exactly
-//! once, the consumers caught up.
+//! once, the consumers caught up, and `punchctl audit` of the group clean.
 //!
 //! Each run gets a **private stack** (`scripts/stack` with `DAKOKU_STACK_DIR` and free ports),
 //! so killing its broker or restarting its Postgres disturbs nobody else, and runs every
@@ -125,6 +125,9 @@ pub struct FaultResult {
     pub audit: Audit,
     /// Both consumers reached the end of their input.
     pub caught_up: bool,
+    /// `punchctl audit` of the group afterwards: problems found (raw log vs verdicts vs stored
+    /// punches vs attendance days), or why it could not run.
+    pub punchctl_audit: Result<u64, String>,
     /// Seconds from the start of the storm until everything was stored and caught up.
     pub seconds_to_consistent: f64,
     /// Why the run is not clean, if it is not.
@@ -147,7 +150,8 @@ impl fmt::Display for FaultResult {
         writeln!(
             f,
             "  verified: {} acked, {} stored rows, lost {}, doubled {}, stored-but-unacked {}, \
-             consumers caught up: {}, consistent after {:.1} s, {} resent transport failures",
+             consumers caught up: {}, consistent after {:.1} s, {} resent transport failures, \
+             punchctl audit: {}",
             self.acked,
             self.audit.stored_rows,
             self.audit.lost,
@@ -156,6 +160,11 @@ impl fmt::Display for FaultResult {
             self.caught_up,
             self.seconds_to_consistent,
             self.transport_failures,
+            match &self.punchctl_audit {
+                Ok(0) => "clean".to_owned(),
+                Ok(problems) => format!("{problems} problems"),
+                Err(error) => format!("could not run: {error}"),
+            },
         )?;
         if self.passed() {
             writeln!(f, "  PASS")
@@ -628,7 +637,29 @@ async fn with_stack(
         audit_result.stored_rows,
         tenants.first().map_or("", String::as_str)
     ));
+    // The operator's audit of the whole group: raw log, verdicts, stored punches, days.
+    let mut audit_request =
+        punchctl::audit::AuditRequest::new(&stack.brokers(), &stack.database_url(), group.clone());
+    audit_request.timeout = Duration::from_secs(60);
+    let punchctl_audit =
+        match punchctl::audit::run(&audit_request, Arc::new(punchctl::audit::NoProgress)).await {
+            Ok(report) => Ok(report.problems()),
+            Err(error) => Err(error.to_string()),
+        };
+    steps.push(format!(
+        "{} punchctl audit of group {group}: {}",
+        at(started),
+        match &punchctl_audit {
+            Ok(problems) => format!("{problems} problems"),
+            Err(error) => format!("failed: {error}"),
+        }
+    ));
     let mut problems = Vec::new();
+    match &punchctl_audit {
+        Ok(0) => {}
+        Ok(found) => problems.push(format!("punchctl audit found {found} problems")),
+        Err(error) => problems.push(format!("punchctl audit could not run: {error}")),
+    }
     if audit_result.lost > 0 {
         problems.push(format!(
             "{} acked punches lost (e.g. {:?})",
@@ -657,6 +688,7 @@ async fn with_stack(
         transport_failures: live.failures.load(Ordering::Relaxed),
         audit: audit_result,
         caught_up,
+        punchctl_audit,
         seconds_to_consistent,
         problems,
     })
