@@ -900,28 +900,10 @@ impl DayRow {
          ORDER BY tenant_id COLLATE \"C\", employee_id COLLATE \"C\", work_date";
 
     fn of(row: &Row) -> Self {
-        let codes: Vec<String> = row.get(10);
         Self {
             key: (row.get(0), row.get(1), row.get(2)),
-            figures: DayFigures {
-                first_in: row
-                    .get::<_, Option<DateTime<Utc>>>(3)
-                    .map(|t| t.timestamp_millis()),
-                last_out: row
-                    .get::<_, Option<DateTime<Utc>>>(4)
-                    .map(|t| t.timestamp_millis()),
-                worked_minutes: row.get(5),
-                break_minutes: row.get(6),
-                night_minutes: row.get(7),
-                overtime_minutes: row.get(8),
-                punch_count: row.get(9),
-                // An unknown code cannot be recomputed, so it shows as a difference.
-                anomalies: codes
-                    .iter()
-                    .filter_map(|c| rules::Anomaly::parse(c))
-                    .collect(),
-                double_taps: row.get(11),
-            },
+            // An unknown anomaly code cannot be recomputed, so it shows as a difference.
+            figures: dakoku_attendance::store::day_figures(row, 3),
         }
     }
 }

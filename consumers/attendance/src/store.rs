@@ -1158,6 +1158,32 @@ impl<'a> PunchWrites<'a> {
     }
 }
 
+/// The figures of an `attendance_days` row whose columns, from index `first` on, are
+/// `first_in, last_out, worked_minutes, break_minutes, night_minutes, overtime_minutes,
+/// punch_count, anomalies, double_taps`. An anomaly code this build does not know is left out,
+/// so the stored day then differs from any recomputation (shared with `punchctl audit`).
+pub fn day_figures(row: &Row, first: usize) -> DayFigures {
+    let millis = |i: usize| {
+        row.get::<_, Option<DateTime<Utc>>>(first + i)
+            .map(|t| t.timestamp_millis())
+    };
+    let codes: Vec<String> = row.get(first + 7);
+    DayFigures {
+        first_in: millis(0),
+        last_out: millis(1),
+        worked_minutes: row.get(first + 2),
+        break_minutes: row.get(first + 3),
+        night_minutes: row.get(first + 4),
+        overtime_minutes: row.get(first + 5),
+        punch_count: row.get(first + 6),
+        anomalies: codes
+            .iter()
+            .filter_map(|c| rules::Anomaly::parse(c))
+            .collect(),
+        double_taps: row.get(first + 8),
+    }
+}
+
 /// Recomputes the touched days from their counting punches; returns the days that changed
 /// (to publish) and their columns (to upsert).
 fn recompute_days(
@@ -1190,25 +1216,7 @@ fn recompute_days(
     }
     let mut existing: HashMap<DayKey, (DayFigures, i64)> = HashMap::with_capacity(day_rows.len());
     for row in day_rows {
-        let codes: Vec<String> = row.get(10);
-        let figures = DayFigures {
-            first_in: row
-                .get::<_, Option<DateTime<Utc>>>(3)
-                .map(|t| t.timestamp_millis()),
-            last_out: row
-                .get::<_, Option<DateTime<Utc>>>(4)
-                .map(|t| t.timestamp_millis()),
-            worked_minutes: row.get(5),
-            break_minutes: row.get(6),
-            night_minutes: row.get(7),
-            overtime_minutes: row.get(8),
-            punch_count: row.get(9),
-            anomalies: codes
-                .iter()
-                .filter_map(|c| rules::Anomaly::parse(c))
-                .collect(),
-            double_taps: row.get(11),
-        };
+        let figures = day_figures(row, 3);
         existing.insert(
             DayKey {
                 tenant: row.get(0),
