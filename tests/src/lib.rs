@@ -102,15 +102,27 @@ impl TestDatabase {
     }
 
     /// Drops the database (terminating leftover connections). Call at the end of a test.
+    ///
+    /// `WITH (FORCE)` cannot terminate an autovacuum worker (a superuser's backend) that is
+    /// busy in the database; Postgres then refuses with insufficient_privilege. The worker
+    /// finishes within moments on a test database, so that refusal is retried until a deadline.
     pub async fn drop_db(self) -> anyhow::Result<()> {
         let admin = dakoku_store::connect(&self.admin_url).await?;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await?;
-        Ok(())
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match admin.batch_execute(&sql).await {
+                Ok(()) => return Ok(()),
+                Err(error)
+                    if error.code()
+                        == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 }
 
