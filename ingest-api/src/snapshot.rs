@@ -7,20 +7,12 @@
 //! `/readyz` and the metrics.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use dakoku_schemas::GroupId;
-use futures::StreamExt as _;
-use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
-
-/// The channel the master-data triggers notify on.
-pub const CHANNEL: &str = "dakoku_master_data";
+use dakoku_store::snapshot::MasterData;
+use tokio_postgres::{Client, Transaction};
 
 /// An operator's pause.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +83,10 @@ impl Snapshot {
 
     /// Reads a whole snapshot in one repeatable-read transaction, so it is consistent.
     pub async fn load(client: &mut Client) -> Result<Self, tokio_postgres::Error> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        dakoku_store::snapshot::load(client).await
+    }
+
+    async fn read_in(tx: &Transaction<'_>) -> Result<Self, tokio_postgres::Error> {
         let version: i64 = tx
             .query_one("SELECT version FROM master_data_version", &[])
             .await?
@@ -148,153 +138,32 @@ impl Snapshot {
             };
             map.insert(row.get(1), pause);
         }
-        tx.commit().await?;
         Ok(snapshot)
     }
 }
 
-/// Shared access to the current snapshot and its health.
-#[derive(Debug, Default)]
-pub struct SnapshotCell {
-    current: ArcSwapOption<Snapshot>,
-    refreshed_at: ArcSwapOption<Instant>,
-    database_ok: AtomicBool,
-}
+/// The acceptor's snapshot cell; kept current by [`refresh`].
+pub type SnapshotCell = dakoku_store::snapshot::SnapshotCell<Snapshot>;
 
-impl SnapshotCell {
-    /// The current snapshot, `None` until the first load.
-    pub fn get(&self) -> Option<Arc<Snapshot>> {
-        self.current.load_full()
+pub use dakoku_store::snapshot::refresh;
+
+impl MasterData for Snapshot {
+    async fn read(tx: &Transaction<'_>) -> Result<Self, tokio_postgres::Error> {
+        Snapshot::read_in(tx).await
     }
 
-    /// Installs a snapshot (also used by tests).
-    pub fn set(&self, snapshot: Snapshot) {
-        self.current.store(Some(Arc::new(snapshot)));
-        self.refreshed_at.store(Some(Arc::new(Instant::now())));
+    fn version(&self) -> i64 {
+        self.version
     }
 
-    /// Seconds since the snapshot was last confirmed current, `None` before the first load.
-    pub fn age(&self) -> Option<Duration> {
-        self.refreshed_at.load().as_ref().map(|at| at.elapsed())
-    }
-
-    /// Whether the last contact with Postgres worked.
-    pub fn database_ok(&self) -> bool {
-        self.database_ok.load(Ordering::Relaxed)
-    }
-
-    fn confirm(&self) {
-        self.refreshed_at.store(Some(Arc::new(Instant::now())));
-        self.database_ok.store(true, Ordering::Relaxed);
-    }
-
-    fn database_failed(&self) {
-        self.database_ok.store(false, Ordering::Relaxed);
-    }
-}
-
-/// Keeps `cell` current until `shutdown` resolves: reloads on every notification and checks
-/// the version every `poll`; reconnects with backoff when Postgres is away.
-pub async fn refresh(
-    database_url: String,
-    cell: Arc<SnapshotCell>,
-    poll: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            result = follow(&database_url, &cell, poll) => {
-                if let Err(error) = result {
-                    cell.database_failed();
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
-                        "master data unavailable; serving from the last snapshot");
-                }
-            }
-        }
-        tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-/// One connection's life: LISTEN, load, then reload on notification or version change.
-/// Returns only with an error (the caller reconnects).
-async fn follow(
-    database_url: &str,
-    cell: &SnapshotCell,
-    poll: Duration,
-) -> Result<(), tokio_postgres::Error> {
-    let (mut client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let (notify_tx, mut notify_rx) = mpsc::channel::<()>(1);
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    // A full channel already means "reload"; coalesce bursts of changes.
-                    let _ = notify_tx.try_send(());
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::debug!(%error, "master-data connection ended");
-                    break;
-                }
-            }
-        }
-    });
-    let _abort = AbortOnDrop(driver);
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    let mut loaded = load_into(&mut client, cell).await?;
-    loop {
-        tokio::select! {
-            message = notify_rx.recv() => {
-                if message.is_none() {
-                    // The connection driver ended: surface it as an error by querying.
-                    client.simple_query("SELECT 1").await?;
-                }
-                loaded = load_into(&mut client, cell).await?;
-            }
-            () = tokio::time::sleep(poll) => {
-                let version: i64 = client
-                    .query_one("SELECT version FROM master_data_version", &[])
-                    .await?
-                    .get(0);
-                if version != loaded {
-                    loaded = load_into(&mut client, cell).await?;
-                } else {
-                    cell.confirm();
-                }
-            }
-        }
-    }
-}
-
-async fn load_into(client: &mut Client, cell: &SnapshotCell) -> Result<i64, tokio_postgres::Error> {
-    let snapshot = Snapshot::load(client).await?;
-    let version = snapshot.version;
-    tracing::info!(
-        version,
-        tenants = snapshot.tenant_count(),
-        "master-data snapshot loaded"
-    );
-    cell.set(snapshot);
-    cell.confirm();
-    crate::metrics::snapshot_loaded(version);
-    Ok(version)
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    fn loaded(&self, took: Duration) {
+        tracing::info!(
+            version = self.version,
+            tenants = self.tenant_count(),
+            load_ms = took.as_millis() as u64,
+            "master-data snapshot loaded"
+        );
+        crate::metrics::snapshot_loaded(self.version);
     }
 }
 

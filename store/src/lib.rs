@@ -8,9 +8,11 @@
 //! - [`migrate`]: the embedded SQL migrations (`store/migrations/V*__*.sql`) and the runner,
 //!   serialised across processes by an advisory lock.
 //! - [`connect`]: single connections and pools built from a `DATABASE_URL`.
+//! - [`snapshot`]: an in-memory master-data snapshot kept current by LISTEN/NOTIFY.
 
 mod connect;
 mod migrate;
+pub mod snapshot;
 
 pub use connect::{DEFAULT_DATABASE_URL, connect, pool, redact};
 pub use migrate::{Migrated, migrate};

@@ -7,23 +7,15 @@
 //! pauses and checking continues on the last snapshot (its age is exported as a metric).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use chrono::{NaiveDate, NaiveTime};
 use chrono_tz::Tz;
 use dakoku_schemas::{EmployeeId, GroupId};
-use futures::StreamExt as _;
-use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls};
+use dakoku_store::snapshot::MasterData;
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::metrics;
-
-/// The channel the master-data triggers notify on.
-pub const CHANNEL: &str = "dakoku_master_data";
 
 /// A tenant's licence: seats and the inclusive range of work dates it is valid on.
 ///
@@ -163,15 +155,7 @@ impl Snapshot {
     /// Reads a whole snapshot in one repeatable-read, read-only transaction, so it is
     /// consistent with its version.
     pub async fn load(client: &mut Client) -> Result<Self, tokio_postgres::Error> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let snapshot = Self::load_in(&tx).await?;
-        tx.commit().await?;
-        Ok(snapshot)
+        dakoku_store::snapshot::load(client).await
     }
 
     async fn load_in(tx: &impl GenericClient) -> Result<Self, tokio_postgres::Error> {
@@ -259,152 +243,33 @@ impl Snapshot {
     }
 }
 
-/// Shared access to the current snapshot and its health.
-#[derive(Debug, Default)]
-pub struct SnapshotCell {
-    current: ArcSwapOption<Snapshot>,
-    confirmed_at: ArcSwapOption<Instant>,
-    database_ok: AtomicBool,
-}
+/// The check's snapshot cell; kept current by [`refresh`].
+pub type SnapshotCell = dakoku_store::snapshot::SnapshotCell<Snapshot>;
 
-impl SnapshotCell {
-    /// The current snapshot, `None` until the first load.
-    pub fn get(&self) -> Option<Arc<Snapshot>> {
-        self.current.load_full()
+pub use dakoku_store::snapshot::refresh;
+
+impl MasterData for Snapshot {
+    async fn read(tx: &Transaction<'_>) -> Result<Self, tokio_postgres::Error> {
+        Snapshot::load_in(tx).await
     }
 
-    /// Installs a snapshot (also used by tests and tools).
-    pub fn set(&self, snapshot: Snapshot) {
-        self.current.store(Some(Arc::new(snapshot)));
-        self.confirm();
+    fn version(&self) -> i64 {
+        self.version
     }
 
-    /// Time since the snapshot was last confirmed current, `None` before the first load.
-    pub fn age(&self) -> Option<Duration> {
-        self.confirmed_at.load().as_ref().map(|at| at.elapsed())
+    fn loaded(&self, took: Duration) {
+        tracing::info!(
+            version = self.version,
+            tenants = self.tenant_count(),
+            employees = self.employee_count(),
+            load_ms = took.as_millis() as u64,
+            "master-data snapshot loaded"
+        );
+        metrics::snapshot_loaded(self.version);
     }
 
-    /// Whether the last contact with Postgres worked.
-    pub fn database_ok(&self) -> bool {
-        self.database_ok.load(Ordering::Relaxed)
-    }
-
-    fn confirm(&self) {
-        self.confirmed_at.store(Some(Arc::new(Instant::now())));
-        self.database_ok.store(true, Ordering::Relaxed);
-    }
-
-    fn database_failed(&self) {
-        self.database_ok.store(false, Ordering::Relaxed);
-    }
-}
-
-/// Keeps `cell` current until `shutdown` resolves: reloads on every notification and checks
-/// the version every `poll`; reconnects with backoff while Postgres is away.
-pub async fn refresh(
-    database_url: String,
-    cell: Arc<SnapshotCell>,
-    poll: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            result = follow(&database_url, &cell, poll) => {
-                if let Err(error) = result {
-                    cell.database_failed();
-                    metrics::snapshot_database_ok(false);
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
-                        "master data unavailable; checking continues on the last snapshot");
-                }
-            }
-        }
-        tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-/// One connection's life: LISTEN, load, then reload on notification or version change.
-/// Returns only with an error (the caller reconnects).
-async fn follow(
-    database_url: &str,
-    cell: &SnapshotCell,
-    poll: Duration,
-) -> Result<(), tokio_postgres::Error> {
-    let (mut client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let (notify_tx, mut notify_rx) = mpsc::channel::<()>(1);
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    // A full channel already means "reload": bursts of changes coalesce.
-                    let _ = notify_tx.try_send(());
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::debug!(%error, "master-data connection ended");
-                    break;
-                }
-            }
-        }
-    });
-    let _abort = AbortOnDrop(driver);
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    let mut loaded = load_into(&mut client, cell).await?;
-    loop {
-        tokio::select! {
-            message = notify_rx.recv() => {
-                if message.is_none() {
-                    // The connection driver ended: surface that as an error by querying.
-                    client.simple_query("SELECT 1").await?;
-                }
-                loaded = load_into(&mut client, cell).await?;
-            }
-            () = tokio::time::sleep(poll) => {
-                let version: i64 = client
-                    .query_one("SELECT version FROM master_data_version", &[])
-                    .await?
-                    .get(0);
-                if version == loaded {
-                    cell.confirm();
-                    metrics::snapshot_database_ok(true);
-                } else {
-                    loaded = load_into(&mut client, cell).await?;
-                }
-            }
-        }
-    }
-}
-
-async fn load_into(client: &mut Client, cell: &SnapshotCell) -> Result<i64, tokio_postgres::Error> {
-    let started = Instant::now();
-    let snapshot = Snapshot::load(client).await?;
-    let version = snapshot.version;
-    tracing::info!(
-        version,
-        tenants = snapshot.tenant_count(),
-        employees = snapshot.employee_count(),
-        load_ms = started.elapsed().as_millis() as u64,
-        "master-data snapshot loaded"
-    );
-    cell.set(snapshot);
-    metrics::snapshot_loaded(version);
-    Ok(version)
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    fn database_health(ok: bool) {
+        metrics::snapshot_database_ok(ok);
     }
 }
 
