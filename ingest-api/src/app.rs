@@ -352,7 +352,6 @@ async fn accept(
         .ok_or_else(|| ApiError::Overloaded {
             retry_after: state.retry_after(),
         })?;
-    metrics::inflight(state.punches.in_use(), state.body_bytes.in_use());
 
     let quarantine_topic = Topic::Quarantine.name();
     let mut buf = Vec::with_capacity(256);
@@ -471,10 +470,6 @@ async fn accept(
         }
     }
     metrics::batch(acked.len(), rejected.len(), started.elapsed());
-    metrics::inflight(
-        state.punches.in_use().saturating_sub(count),
-        state.body_bytes.in_use(),
-    );
 
     match failure {
         None => Ok((Receipt { acked, rejected }, true)),

@@ -48,6 +48,11 @@ pub struct Config {
     /// Time allowed for a client to send its headers (slow clients are cut off).
     #[arg(long, env = "INGEST_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_read_timeout_ms: u64,
+    /// After answering, how long a connection is still read from (and the bytes discarded)
+    /// before it closes, so a client still sending a body it was refused gets the answer
+    /// instead of a reset. 0 closes at once.
+    #[arg(long, env = "INGEST_LINGERING_CLOSE_MS", default_value_t = 2_000)]
+    pub lingering_close_ms: u64,
     /// Time allowed for a client to send its body.
     #[arg(long, env = "INGEST_BODY_READ_TIMEOUT_MS", default_value_t = 3_000)]
     pub body_read_timeout_ms: u64,

@@ -23,6 +23,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod linger;
 pub mod metrics;
 pub mod publisher;
 pub mod request;

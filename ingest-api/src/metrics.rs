@@ -6,7 +6,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::ClientContext;
 use rdkafka::Statistics;
@@ -35,6 +38,8 @@ pub mod name {
     pub const SNAPSHOT_AGE: &str = "ingest_snapshot_age_seconds";
     /// Whether the last contact with Postgres worked (1) or not (0).
     pub const SNAPSHOT_DATABASE_OK: &str = "ingest_snapshot_database_ok";
+    /// Connections closed with a lingering read, by how the linger ended.
+    pub const LINGERING_CLOSES: &str = "ingest_lingering_closes_total";
     /// librdkafka: messages in the producer queue.
     pub const PRODUCER_QUEUE_MESSAGES: &str = "ingest_kafka_producer_queue_messages";
     /// librdkafka: bytes in the producer queue.
@@ -47,12 +52,37 @@ pub mod name {
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Handles for the series nearly every request touches, registered once at install: the
+/// macros hash the name and labels into the registry on every call, which was measurable per
+/// single-punch request (BENCHMARKS.md, finding 1).
+struct Hot {
+    punches_ok: Counter,
+    healthz_ok: Counter,
+    acked: Counter,
+    rejected: Counter,
+    ack_latency: Histogram,
+}
+
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+fn hot() -> &'static Hot {
+    HOT.get_or_init(|| Hot {
+        punches_ok: counter!(name::REQUESTS, "route" => "punches", "status" => "200"),
+        healthz_ok: counter!(name::REQUESTS, "route" => "healthz", "status" => "200"),
+        acked: counter!(name::PUNCHES_ACKED),
+        rejected: counter!(name::PUNCHES_REJECTED),
+        ack_latency: histogram!(name::ACK_LATENCY),
+    })
+}
+
 /// Installs the process-wide recorder once and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let handle = dakoku_service::install_prometheus();
             describe();
+            // After the recorder: handles taken before it would count into nothing.
+            hot();
             handle
         })
         .clone()
@@ -69,6 +99,10 @@ fn describe() {
         "Punches rejected as invalid and preserved in quarantine."
     );
     describe_counter!(name::REFUSALS, "Requests refused as a whole, by reason.");
+    describe_counter!(
+        name::LINGERING_CLOSES,
+        "Closed connections read until the client stopped sending, by outcome: clean (nothing left), drained (unread body discarded), timeout, too_much, error, no_slot (closed at once)."
+    );
     describe_histogram!(
         name::ACK_LATENCY,
         metrics::Unit::Seconds,
@@ -114,7 +148,12 @@ fn describe() {
 
 /// Counts a finished request.
 pub fn request(route: &'static str, status: u16) {
-    counter!(name::REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
+    match (route, status) {
+        ("punches", 200) => hot().punches_ok.increment(1),
+        ("healthz", 200) => hot().healthz_ok.increment(1),
+        _ => counter!(name::REQUESTS, "route" => route, "status" => status_label(status))
+            .increment(1),
+    }
 }
 
 /// The label of a status, without allocating for the ones the acceptor answers with.
@@ -142,16 +181,24 @@ pub fn refusal(code: &'static str) {
     counter!(name::REFUSALS, "reason" => code).increment(1);
 }
 
+/// Counts a lingering close by how it ended.
+pub fn lingering_close(outcome: &'static str) {
+    counter!(name::LINGERING_CLOSES, "outcome" => outcome).increment(1);
+}
+
 /// Counts a batch's outcome.
 pub fn batch(acked: usize, rejected: usize, elapsed: Duration) {
-    counter!(name::PUNCHES_ACKED).increment(acked as u64);
-    counter!(name::PUNCHES_REJECTED).increment(rejected as u64);
+    let hot = hot();
+    hot.acked.increment(acked as u64);
+    if rejected > 0 {
+        hot.rejected.increment(rejected as u64);
+    }
     if acked > 0 {
-        histogram!(name::ACK_LATENCY).record(elapsed.as_secs_f64());
+        hot.ack_latency.record(elapsed.as_secs_f64());
     }
 }
 
-/// Sets the in-flight gauges.
+/// Sets the in-flight gauges (at scrape time: Prometheus reads nothing in between).
 pub fn inflight(punches: usize, body_bytes: usize) {
     gauge!(name::INFLIGHT_PUNCHES).set(punches as f64);
     gauge!(name::INFLIGHT_BODY_BYTES).set(body_bytes as f64);

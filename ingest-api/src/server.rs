@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::app::{AppState, app};
+use crate::linger::{Linger, LingeringStream};
 use crate::snapshot;
 
 /// How long to wait after a failed `accept` (e.g. out of file descriptors) before retrying.
@@ -57,6 +58,13 @@ pub async fn serve(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(config.max_connections));
+    let linger = (config.lingering_close_ms > 0).then(|| {
+        Linger::new(
+            Duration::from_millis(config.lingering_close_ms),
+            config.max_body_bytes,
+            config.max_connections,
+        )
+    });
     let mut shutdown = std::pin::pin!(shutdown);
 
     loop {
@@ -83,7 +91,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(LingeringStream::new(stream, linger.clone())),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
