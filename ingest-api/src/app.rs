@@ -167,7 +167,7 @@ async fn post_punches(State(state): State<Arc<AppState>>, request: Request) -> R
             retry_after: state.retry_after(),
         })
     });
-    let response = match outcome {
+    let mut response = match outcome {
         Ok((receipt, complete)) => {
             let mut response = Json(receipt).into_response();
             if !complete {
@@ -185,6 +185,16 @@ async fn post_punches(State(state): State<Arc<AppState>>, request: Request) -> R
             error.into_response()
         }
     };
+    if response.headers().contains_key(header::RETRY_AFTER) {
+        // "Come back in N seconds" also ends the connection: the server closes idle
+        // connections after the header timeout (5 s), the lowest Retry-After is about as long,
+        // and a recorder reusing its connection just as the server closes it sees "connection
+        // closed" instead of an answer (13 such in the reduced contract storm). A refused
+        // recorder reconnects when it comes back, and holds no connection meanwhile.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     metrics::request("punches", response.status().as_u16());
     response
 }

@@ -467,12 +467,21 @@ async fn a_device_over_its_rate_limit_gets_429_with_retry_after() -> anyhow::Res
     );
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let (status, retry_after, body) =
-            status_and_body(world.acceptor.post(&token, &body).await?).await?;
+        let response = world.acceptor.post(&token, &body).await?;
+        let closes = response
+            .headers()
+            .get("connection")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let (status, retry_after, body) = status_and_body(response).await?;
         if status == 429 {
             assert_eq!(body["error"], "rate_limited");
             let seconds = retry_after.context("429 without Retry-After")?;
             assert!((1..=3).contains(&seconds), "Retry-After {seconds}");
+            // The recorder comes back later on a new connection rather than racing the
+            // server's idle close on this one.
+            assert!(closes, "a refusal with Retry-After ends the connection");
+        } else {
+            assert!(!closes, "an accepted batch keeps the connection");
         }
         statuses.push(status);
     }

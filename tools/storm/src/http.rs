@@ -78,6 +78,8 @@ pub struct Client {
     host: HeaderValue,
     timeout: Duration,
     connection: Option<SendRequest<Full<Bytes>>>,
+    /// When the last exchange ended and its status, for diagnosing failed reuse.
+    last: Option<(std::time::Instant, u16)>,
 }
 
 impl Client {
@@ -90,6 +92,7 @@ impl Client {
             host,
             timeout,
             connection: None,
+            last: None,
         }
     }
 
@@ -120,10 +123,14 @@ impl Client {
     async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, HttpError> {
         let timeout = self.timeout;
         let addr = self.addr;
+        let mut reused = true;
         let work = async {
             let connection = match &mut self.connection {
                 Some(connection) if !connection.is_closed() => connection,
-                slot => slot.insert(connect(addr).await?),
+                slot => {
+                    reused = false;
+                    slot.insert(connect(addr).await?)
+                }
             };
             connection.ready().await?;
             let response = connection.send_request(request).await?;
@@ -139,7 +146,19 @@ impl Client {
             Ok(result) => result,
             Err(_) => Err(HttpError::Timeout(timeout)),
         };
-        if result.is_err() {
+        let previous = self.last.take();
+        self.last = Some((
+            std::time::Instant::now(),
+            result.as_ref().map_or(0, |a| a.status.as_u16()),
+        ));
+        if let Err(error) = &result {
+            tracing::debug!(
+                %error,
+                reused,
+                idle_ms = previous.map(|(at, _)| at.elapsed().as_millis() as u64),
+                previous_status = previous.map(|(_, status)| status),
+                "exchange failed"
+            );
             // A broken or abandoned exchange leaves the connection unusable: start afresh.
             self.connection = None;
         }
@@ -154,7 +173,11 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, HttpError
     let _ = stream.set_nodelay(true);
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
-        let _ = connection.await;
+        // The request sees only "canceled" or "closed"; the cause (reset, broken pipe, a
+        // malformed answer) is here.
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "connection ended with an error");
+        }
     });
     Ok(sender)
 }
