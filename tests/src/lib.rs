@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use dakoku_schemas::{GroupId, Topic};
+use dakoku_store::ScratchDatabase;
 use punchctl::topics::{TopicSettings, Topics};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -72,27 +73,24 @@ pub struct TestDatabase {
     pub name: String,
     /// A URL to it, for the code under test.
     pub url: String,
-    admin_url: String,
+    scratch: ScratchDatabase,
 }
 
 impl TestDatabase {
+    /// How long [`TestDatabase::drop_db`] waits for autovacuum to leave a test's database:
+    /// moments on a test's few rows, but a CI run once failed without any wait.
+    const DROP_WAIT: Duration = Duration::from_secs(30);
+
     /// Creates and migrates a fresh database next to the stack's.
     pub async fn create(stack: &Stack) -> anyhow::Result<Self> {
         let name = format!("dakoku_test_{}", unique_suffix());
-        let admin = dakoku_store::connect(&stack.database_url)
+        let scratch = ScratchDatabase::create(&stack.database_url, &name)
             .await
-            .context("the test stack's Postgres; run `scripts/stack up`")?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .with_context(|| format!("CREATE DATABASE {name}"))?;
-        let url = replace_db_name(&stack.database_url, &name)?;
-        let mut client = dakoku_store::connect(&url).await?;
-        dakoku_store::migrate(&mut client).await?;
+            .context("a test database on the stack's Postgres; is it up? (`scripts/stack up`)")?;
         Ok(Self {
             name,
-            url,
-            admin_url: stack.database_url.clone(),
+            url: scratch.url().to_owned(),
+            scratch,
         })
     }
 
@@ -103,43 +101,16 @@ impl TestDatabase {
 
     /// Drops the database (terminating leftover connections). Call at the end of a test.
     ///
-    /// `WITH (FORCE)` cannot terminate an autovacuum worker (a superuser's backend) that is
-    /// busy in the database; Postgres then refuses with insufficient_privilege. The worker
-    /// finishes within moments on a test database, so that refusal is retried until a deadline.
+    /// Waits up to 30 s for autovacuum to let go of it ([`dakoku_store::drop_database`]).
     pub async fn drop_db(self) -> anyhow::Result<()> {
-        let admin = dakoku_store::connect(&self.admin_url).await?;
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match admin.batch_execute(&sql).await {
-                Ok(()) => return Ok(()),
-                Err(error)
-                    if error.code()
-                        == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
-                        && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+        self.drop_within(Self::DROP_WAIT).await
     }
-}
 
-fn replace_db_name(url: &str, name: &str) -> anyhow::Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let Some(slash) = base.rfind('/').filter(|&i| i > "postgres://".len()) else {
-        bail!("DATABASE_URL must be a postgres://user:pass@host:port/db URL, got {url}");
-    };
-    let mut out = format!("{}/{name}", &base[..slash]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
+    /// [`TestDatabase::drop_db`] with a wait of the caller's choosing, for callers that wrote
+    /// enough rows to keep autovacuum busy for longer (benchmarks).
+    pub async fn drop_within(self, wait: Duration) -> anyhow::Result<()> {
+        Ok(self.scratch.drop(wait).await?)
     }
-    Ok(out)
 }
 
 /// A tenant group of its own for one test, with its topics created by `punchctl`'s code.
@@ -198,23 +169,5 @@ where
             bail!("timed out after {deadline:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::replace_db_name;
-
-    #[test]
-    fn database_name_is_replaced_and_query_kept() {
-        assert_eq!(
-            replace_db_name("postgres://u:p@h:1/dakoku", "x").expect("valid"),
-            "postgres://u:p@h:1/x"
-        );
-        assert_eq!(
-            replace_db_name("postgres://u:p@h:1/dakoku?sslmode=disable", "x").expect("valid"),
-            "postgres://u:p@h:1/x?sslmode=disable"
-        );
-        assert!(replace_db_name("postgres://h", "x").is_err());
     }
 }

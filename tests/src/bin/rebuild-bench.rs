@@ -23,7 +23,11 @@ use dakoku_e2e::attendance::{Scenario, TestAttendance, produce_checked, stored_o
 use dakoku_e2e::recovery::wait_until_idle;
 use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually};
 use dakoku_schemas::CheckedPunch;
-use tokio_postgres::error::SqlState;
+
+/// How long dropping the bench's database waits for autovacuum, which is usually still at
+/// work on a million fresh rows and cannot be ended by `DROP DATABASE .. WITH (FORCE)` without
+/// superuser rights.
+const DROP_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// Measure `punchctl rebuild` over a log of a million punches or more.
 #[derive(Debug, Parser)]
@@ -95,31 +99,9 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("kept: group {} and database {}", group.group, db.name);
     } else {
         group.delete_topics().await?;
-        drop_database(&stack, &db.name).await?;
+        db.drop_within(DROP_WAIT).await?;
     }
     result
-}
-
-/// Drops the bench's database. Autovacuum is usually still at work on a million fresh rows,
-/// and `DROP DATABASE .. WITH (FORCE)` may not end its worker without superuser rights, so
-/// this retries until the worker is done.
-async fn drop_database(stack: &Stack, name: &str) -> anyhow::Result<()> {
-    let admin = dakoku_store::connect(&stack.database_url).await?;
-    let admin = &admin;
-    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    let sql = sql.as_str();
-    eventually(
-        &format!("dropping database {name}"),
-        Duration::from_secs(1_800),
-        || async move {
-            match admin.batch_execute(sql).await {
-                Ok(()) => Ok(Some(())),
-                Err(error) if error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Ok(None),
-                Err(error) => Err(error.into()),
-            }
-        },
-    )
-    .await
 }
 
 async fn measure(

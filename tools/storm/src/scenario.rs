@@ -29,6 +29,7 @@ use anyhow::Context as _;
 use dakoku_bench::process::{self, Server};
 use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::{GroupId, Topic};
+use dakoku_store::ScratchDatabase;
 use hdrhistogram::Histogram;
 use punchctl::topics::{TopicSettings, Topics};
 use rdkafka::ClientConfig;
@@ -48,6 +49,9 @@ use crate::sim::{self, Behaviour, Live, StormConfig, Tally};
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the health probe asks.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// How long dropping the run's database waits for autovacuum, which a storm's fresh punches
+/// and days set to work and which `DROP DATABASE .. WITH (FORCE)` cannot end.
+const DROP_WAIT: Duration = Duration::from_secs(60);
 
 /// A named scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -322,16 +326,22 @@ pub async fn run(config: ScenarioConfig, target: Target) -> anyhow::Result<Repor
         .with_context(|| format!("creating {}", config.out_dir.display()))?;
     let suffix = format!("{:08x}", rand::random::<u32>());
     let group: GroupId = format!("storm-{suffix}").parse()?;
-    let db = StormDatabase::create(&config.admin_database_url, &suffix).await?;
+    let db = ScratchDatabase::create(
+        &config.admin_database_url,
+        &format!("dakoku_storm_{suffix}"),
+    )
+    .await
+    .context("the storm's own database (is the stack up? `scripts/stack up`)")?;
     let result = run_in(&config, target, &group, &db, wall).await;
     if config.keep {
-        tracing::warn!(database = %db.name, %group, "kept the storm's database and topics (--keep)");
+        tracing::warn!(database = db.name(), %group, "kept the storm's database and topics (--keep)");
     } else {
         if let Err(error) = delete_topics(&config.brokers, &group).await {
             tracing::warn!(%error, %group, "could not delete the storm's topics");
         }
-        if let Err(error) = db.drop_db().await {
-            tracing::warn!(%error, database = %db.name, "could not drop the storm's database");
+        let name = db.name().to_owned();
+        if let Err(error) = db.drop(DROP_WAIT).await {
+            tracing::warn!(%error, database = name, "could not drop the storm's database");
         }
     }
     let report = result?;
@@ -368,13 +378,13 @@ async fn run_in(
     config: &ScenarioConfig,
     target: Target,
     group: &GroupId,
-    db: &StormDatabase,
+    db: &ScratchDatabase,
     wall: Instant,
 ) -> anyhow::Result<Report> {
     // The fleet and its topics.
     let key = TokenKeys::generate_entry("storm");
     let keys = TokenKeys::parse(&key)?;
-    let mut client = dakoku_store::connect(&db.url).await?;
+    let mut client = dakoku_store::connect(db.url()).await?;
     tracing::info!(
         devices = config.devices,
         employees = config.devices * config.employees_per_device,
@@ -422,7 +432,7 @@ impl Services {
         config: &ScenarioConfig,
         target: Target,
         group: &GroupId,
-        db: &StormDatabase,
+        db: &ScratchDatabase,
         key: &str,
     ) -> anyhow::Result<Self> {
         let bin = |name: &str| -> anyhow::Result<PathBuf> {
@@ -437,7 +447,7 @@ impl Services {
         let log = |name: &str| config.out_dir.join(format!("{name}.log"));
         let common = vec![
             ("KAFKA_BROKERS", config.brokers.clone()),
-            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_URL", db.url().to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
         let mut servers = Vec::new();
@@ -681,7 +691,7 @@ async fn storm(
     config: &ScenarioConfig,
     target: Target,
     group: &GroupId,
-    db: &StormDatabase,
+    db: &ScratchDatabase,
     fleet: &Fleet,
     services: Services,
     wall: Instant,
@@ -733,7 +743,7 @@ async fn storm(
         )?)),
         Target::Control => None,
     };
-    let lag_db = dakoku_store::connect(&db.url).await?;
+    let lag_db = dakoku_store::connect(db.url()).await?;
     let (latest_tx, latest_rx) = watch::channel(None);
     let sampler = Sampler {
         live: Arc::clone(&live),
@@ -798,7 +808,7 @@ async fn storm(
         process::usage(services.target_pid).map_or(0.0, |u| u.peak_rss_kib as f64 / 1024.0);
     services.stop().await;
 
-    let client = dakoku_store::connect(&db.url).await?;
+    let client = dakoku_store::connect(db.url()).await?;
     let stored_in = match target {
         Target::Pipeline => StoredIn::Punches,
         Target::Control => StoredIn::Control,
@@ -807,7 +817,7 @@ async fn storm(
     let punchctl_audit = match target {
         Target::Pipeline => {
             let request =
-                punchctl::audit::AuditRequest::new(&config.brokers, &db.url, group.clone());
+                punchctl::audit::AuditRequest::new(&config.brokers, db.url(), group.clone());
             match punchctl::audit::run(&request, Arc::new(punchctl::audit::NoProgress)).await {
                 Ok(report) => Some(PunchctlAudit {
                     problems: report.problems(),
@@ -966,63 +976,6 @@ impl Sampler {
         self.last_cpu = cpu;
         sample
     }
-}
-
-/// The run's own database.
-#[derive(Debug)]
-struct StormDatabase {
-    name: String,
-    url: String,
-    admin_url: String,
-}
-
-impl StormDatabase {
-    async fn create(admin_url: &str, suffix: &str) -> anyhow::Result<Self> {
-        let name = format!("dakoku_storm_{suffix}");
-        let admin = dakoku_store::connect(admin_url)
-            .await
-            .context("connecting to Postgres (is the stack up? `scripts/stack up`)")?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .with_context(|| format!("CREATE DATABASE {name}"))?;
-        let url = with_database(admin_url, &name)?;
-        let mut client = dakoku_store::connect(&url).await?;
-        dakoku_store::migrate(&mut client).await?;
-        Ok(Self {
-            name,
-            url,
-            admin_url: admin_url.to_owned(),
-        })
-    }
-
-    async fn drop_db(&self) -> anyhow::Result<()> {
-        dakoku_store::connect(&self.admin_url)
-            .await?
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await?;
-        Ok(())
-    }
-}
-
-/// `url` with its database name replaced by `name` (query string kept).
-fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let slash = base
-        .rfind('/')
-        .filter(|&i| i > "postgres://".len())
-        .with_context(|| {
-            format!("DATABASE_URL must be postgres://user:pass@host:port/db, got {url}")
-        })?;
-    Ok(match query {
-        Some(query) => format!("{}/{name}?{query}", &base[..slash]),
-        None => format!("{}/{name}", &base[..slash]),
-    })
 }
 
 async fn delete_topics(brokers: &str, group: &GroupId) -> anyhow::Result<()> {
@@ -1211,15 +1164,6 @@ pub fn default_out_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_names_are_replaced() {
-        assert_eq!(
-            with_database("postgres://u:p@h:1/dakoku?sslmode=disable", "x").expect("valid"),
-            "postgres://u:p@h:1/x?sslmode=disable"
-        );
-        assert!(with_database("postgres://h", "x").is_err());
-    }
 
     #[test]
     fn scenarios_have_their_documented_shape() {

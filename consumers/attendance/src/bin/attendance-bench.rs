@@ -24,6 +24,7 @@ use dakoku_schemas::{
     CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, PunchId, PunchKind, TenantId, Topic,
     Verdict, checked_key, encode,
 };
+use dakoku_store::ScratchDatabase;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
@@ -33,6 +34,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
+
+/// How long dropping a round's database waits for autovacuum, which the round's hundreds of
+/// thousands of fresh rows set to work and which `DROP DATABASE .. WITH (FORCE)` cannot end.
+const DROP_WAIT: Duration = Duration::from_secs(5 * 60);
 
 /// Measure the attendance consumer against a bare batched insert.
 #[derive(Debug, Parser)]
@@ -118,23 +123,20 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let admin_db = dakoku_store::connect(&args.database_url).await?;
     let mut rounds = Vec::with_capacity(args.rounds);
     let mut result = Ok(());
     for round in 0..args.rounds {
-        let db_name = format!("dakoku_bench_{suffix}_{round}");
-        admin_db
-            .batch_execute(&format!("CREATE DATABASE {db_name}"))
-            .await?;
-        let db_url = replace_db(&args.database_url, &db_name)?;
-        let measured = self::round(&args, &group, &tenants, &db_url, &records, &distinct).await;
+        let db = ScratchDatabase::create(
+            &args.database_url,
+            &format!("dakoku_bench_{suffix}_{round}"),
+        )
+        .await?;
+        let measured = self::round(&args, &group, &tenants, db.url(), &records, &distinct).await;
         let last = round + 1 == args.rounds;
         if !(args.keep && last) {
-            admin_db
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-                .await?;
+            db.drop(DROP_WAIT).await?;
         } else {
-            eprintln!("kept database {db_name}");
+            eprintln!("kept database {}", db.name());
         }
         match measured {
             Ok(m) => {
@@ -185,8 +187,8 @@ async fn round(
     records: &[CheckedPunch],
     distinct: &[CheckedPunch],
 ) -> anyhow::Result<Round> {
+    // Migrated by `ScratchDatabase::create`.
     let mut db = dakoku_store::connect(db_url).await?;
-    dakoku_store::migrate(&mut db).await?;
     db.execute(
         "INSERT INTO tenant_groups (group_id) VALUES ($1)",
         &[&group.as_str()],
@@ -652,19 +654,4 @@ async fn copy_insert(
     writer.as_mut().finish().await?;
     tx.commit().await?;
     Ok(started.elapsed())
-}
-
-fn replace_db(url: &str, name: &str) -> anyhow::Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let slash = base
-        .rfind('/')
-        .filter(|&i| i > "postgres://".len())
-        .context("DATABASE_URL must be postgres://user:pass@host:port/db")?;
-    Ok(match query {
-        Some(q) => format!("{}/{name}?{q}", &base[..slash]),
-        None => format!("{}/{name}", &base[..slash]),
-    })
 }

@@ -15,10 +15,15 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use dakoku_licence_check::{Config, Mode, Service};
 use dakoku_schemas::{GroupId, PunchId, PunchKind, RawPunch, Topic, encode, raw_key};
+use dakoku_store::ScratchDatabase;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+
+/// How long dropping the bench's database waits for autovacuum, which the seeded employees
+/// (50,000 by default) can set to work and which `DROP DATABASE .. WITH (FORCE)` cannot end.
+const DROP_WAIT: Duration = Duration::from_secs(2 * 60);
 
 /// Measure licence-check against a transactional pass-through on the local stack.
 #[derive(Debug, Parser)]
@@ -77,14 +82,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let suffix = format!("{:08x}", rand::random::<u32>());
-    let db = BenchDatabase::create(&cli.database_url, &suffix).await?;
+    let db = ScratchDatabase::create(&cli.database_url, &format!("dakoku_bench_{suffix}")).await?;
     let result = bench(&cli, &db, &suffix).await;
-    db.drop().await?;
+    db.drop(DROP_WAIT).await?;
     let runs = result?;
     report(&cli, &runs)
 }
 
-async fn bench(cli: &Cli, db: &BenchDatabase, suffix: &str) -> anyhow::Result<Vec<Measured>> {
+async fn bench(cli: &Cli, db: &ScratchDatabase, suffix: &str) -> anyhow::Result<Vec<Measured>> {
     seed(db, cli).await?;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &cli.brokers)
@@ -140,8 +145,8 @@ async fn bench(cli: &Cli, db: &BenchDatabase, suffix: &str) -> anyhow::Result<Ve
 
 /// The check's own cost, without Kafka: decode, check and encode every record in memory on
 /// one thread, against the bench's master data.
-async fn in_memory(db: &BenchDatabase, payloads: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    let mut client = dakoku_store::connect(&db.url).await?;
+async fn in_memory(db: &ScratchDatabase, payloads: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+    let mut client = dakoku_store::connect(db.url()).await?;
     let snapshot = dakoku_licence_check::Snapshot::load(&mut client).await?;
     let started = Instant::now();
     let mut buf = Vec::with_capacity(512);
@@ -170,12 +175,12 @@ async fn in_memory(db: &BenchDatabase, payloads: &[(String, Vec<u8>)]) -> anyhow
 
 async fn measure(
     cli: &Cli,
-    db: &BenchDatabase,
+    db: &ScratchDatabase,
     group: &GroupId,
     mode: Mode,
     suffix: &str,
 ) -> anyhow::Result<Measured> {
-    let mut config = Config::new(&cli.brokers, &db.url, std::slice::from_ref(group));
+    let mut config = Config::new(&cli.brokers, db.url(), std::slice::from_ref(group));
     config.mode = mode;
     config.instance_id = Some(format!("bench-{suffix}"));
     config.batch_max_records = cli.batch_max_records;
@@ -359,54 +364,10 @@ async fn create_topics(
     Ok(())
 }
 
-/// The bench's own database, dropped at the end.
-struct BenchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl BenchDatabase {
-    async fn create(admin_url: &str, suffix: &str) -> anyhow::Result<Self> {
-        let name = format!("dakoku_bench_{suffix}");
-        let admin = dakoku_store::connect(admin_url).await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .with_context(|| format!("CREATE DATABASE {name}"))?;
-        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-        let slash = base
-            .rfind('/')
-            .context("DATABASE_URL must end in /<database>")?;
-        let mut url = format!("{}/{name}", &base[..slash]);
-        if !query.is_empty() {
-            url = format!("{url}?{query}");
-        }
-        let mut client = dakoku_store::connect(&url).await?;
-        dakoku_store::migrate(&mut client).await?;
-        Ok(Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    async fn drop(&self) -> anyhow::Result<()> {
-        let admin = dakoku_store::connect(&self.admin_url).await?;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await?;
-        Ok(())
-    }
-}
-
 /// Tenants with licences bounded in time (so every punch's work date is computed), and
 /// employees of whom 2% left, 2% hold no seat.
-async fn seed(db: &BenchDatabase, cli: &Cli) -> anyhow::Result<()> {
-    let client = dakoku_store::connect(&db.url).await?;
+async fn seed(db: &ScratchDatabase, cli: &Cli) -> anyhow::Result<()> {
+    let client = dakoku_store::connect(db.url()).await?;
     let tenants = i32::try_from(cli.tenants)?;
     let employees = i32::try_from(cli.employees)?;
     client
