@@ -50,7 +50,7 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// After answering, how long a connection is still read from (and the bytes discarded)
     /// before it closes, so a client still sending a body it was refused gets the answer
-    /// instead of a reset. 0 closes at once.
+    /// instead of a reset; a quarter of it without data ends the wait. 0 closes at once.
     #[arg(long, env = "INGEST_LINGERING_CLOSE_MS", default_value_t = 2_000)]
     pub lingering_close_ms: u64,
     /// Time allowed for a client to send its body.

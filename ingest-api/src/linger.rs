@@ -32,11 +32,12 @@ pub struct Linger {
 }
 
 impl Linger {
-    /// Lingering for up to `total`, discarding up to `max_bytes`, with `slots` sockets at once.
+    /// Lingering for up to `total` (giving up after a quarter of it without data), discarding
+    /// up to `max_bytes`, with `slots` sockets at once.
     pub fn new(total: Duration, max_bytes: usize, slots: usize) -> Self {
         Self {
             total,
-            idle: total.min(Duration::from_millis(500)),
+            idle: total / 4,
             max_bytes,
             slots: Arc::new(Semaphore::new(slots)),
         }

@@ -57,6 +57,17 @@ async fn refused_upload(lingering_close_ms: u64) -> Seen {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {response:?}"));
 
+    // The server has decided: it closes (its FIN) because the body was not read. Writing on
+    // only after that makes the outcome independent of how fast either side runs.
+    let mut probe = [0u8; 1];
+    let eof = tokio::time::timeout(Duration::from_secs(10), client.read(&mut probe))
+        .await
+        .expect("the server closes its side after refusing");
+    assert!(
+        matches!(eof, Ok(0)),
+        "expected the server's FIN, got {eof:?}"
+    );
+
     let mut write_error = None;
     while sent < BODY_BYTES {
         let n = CHUNK.min(BODY_BYTES - sent);
@@ -65,8 +76,6 @@ async fn refused_upload(lingering_close_ms: u64) -> Seen {
             break;
         }
         sent += n;
-        // Like a recorder on a slow link: the server's close has time to land between chunks.
-        tokio::task::yield_now().await;
     }
     if write_error.is_none() {
         // Done sending, as a client that has its answer closes its side.
@@ -117,7 +126,8 @@ async fn read_response(client: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_still_sending_its_body_gets_the_refusal_and_a_clean_close() {
-    let seen = refused_upload(2_000).await;
+    // Long enough that a loaded machine cannot make the client look idle (a quarter of it).
+    let seen = refused_upload(20_000).await;
     assert_eq!(seen.status, 401, "{seen:?}");
     assert_eq!(seen.write_error, None, "{seen:?}");
     assert_eq!(seen.end, Ok(()), "{seen:?}");
