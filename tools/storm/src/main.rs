@@ -153,6 +153,10 @@ struct RunArgs {
     /// Partitions of the storm group's topics.
     #[arg(long)]
     partitions: Option<i32>,
+    /// Run licence-check and attendance at this niceness (0-19), as a shared host should, so
+    /// the acceptor's answers never wait for CPU behind a consumer's backlog.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=19))]
+    consumers_nice: Option<u8>,
     /// Where the release binaries are.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -185,7 +189,8 @@ impl RunArgs {
             check_delay_us,
             max_duration_s,
             catch_up_timeout_s,
-            partitions
+            partitions,
+            consumers_nice
         );
         if let Some(v) = self.employees {
             c.employees_per_device = v;

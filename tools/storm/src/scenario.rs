@@ -112,6 +112,10 @@ pub struct ScenarioConfig {
     pub catch_up_timeout_s: u64,
     /// Partitions of the group's topics.
     pub partitions: i32,
+    /// Niceness of licence-check and attendance (0: as the acceptor). On a shared host the
+    /// acceptor's answers should not wait for CPU behind a consumer's backlog.
+    #[serde(default)]
+    pub consumers_nice: u8,
     /// Where the release binaries are.
     #[serde(skip)]
     pub bin_dir: PathBuf,
@@ -146,6 +150,7 @@ impl ScenarioConfig {
             stop_when_drained: false,
             catch_up_timeout_s: 600,
             partitions: 4,
+            consumers_nice: 0,
             bin_dir: PathBuf::from("target/release"),
             out_dir: PathBuf::from("target/storm"),
             brokers: "127.0.0.1:9092".into(),
@@ -474,17 +479,26 @@ impl Services {
                 let addr = process::free_addr()?;
                 let mut env = common.clone();
                 env.push(("DAKOKU_CHECK_DELAY_US", config.check_delay_us.to_string()));
-                let mut licence = Server::start(
-                    "licence-check",
-                    &bin("licence-check")?,
+                let licence_bin = bin("licence-check")?;
+                let instance = format!("{group}-0");
+                let metrics_listen = addr.to_string();
+                let (program, args) = niced(
+                    config.consumers_nice,
+                    &licence_bin,
                     &[
                         "--group",
                         group.as_str(),
                         "--instance-id",
-                        &format!("{group}-0"),
+                        &instance,
                         "--metrics-listen",
-                        &addr.to_string(),
+                        &metrics_listen,
                     ],
+                );
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut licence = Server::start(
+                    "licence-check",
+                    &program,
+                    &args,
                     &env,
                     addr,
                     log("licence-check"),
@@ -497,14 +511,15 @@ impl Services {
                 let addr = process::free_addr()?;
                 let mut env = common.clone();
                 env.push(("ATTENDANCE_METRICS_LISTEN", addr.to_string()));
-                let mut attendance = Server::start(
-                    "attendance",
-                    &bin("attendance")?,
+                let attendance_bin = bin("attendance")?;
+                let (program, args) = niced(
+                    config.consumers_nice,
+                    &attendance_bin,
                     &["--group", group.as_str()],
-                    &env,
-                    addr,
-                    log("attendance"),
-                )?;
+                );
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut attendance =
+                    Server::start("attendance", &program, &args, &env, addr, log("attendance"))?;
                 attendance
                     .wait_ready("/readyz", Duration::from_secs(60))
                     .await?;
@@ -1023,6 +1038,10 @@ pub fn summary_table(reports: &[&Report]) -> String {
             Box::new(|r| format!("{} µs/punch", r.config.check_delay_us)),
         ),
         (
+            "consumers' niceness",
+            Box::new(|r| r.config.consumers_nice.to_string()),
+        ),
+        (
             "storm ran",
             Box::new(|r| format!("{:.0} s ({:?})", r.storm.elapsed_s, r.storm.stopped_because)),
         ),
@@ -1159,6 +1178,18 @@ pub fn summary_table(reports: &[&Report]) -> String {
 /// Where a run's files go by default.
 pub fn default_out_dir() -> PathBuf {
     Path::new("target").join("storm")
+}
+
+/// The program and arguments that run `bin` with `args` at niceness `nice`: through `nice(1)`,
+/// which execs it, so the process keeps the pid the harness measures.
+fn niced(nice: u8, bin: &Path, args: &[&str]) -> (PathBuf, Vec<String>) {
+    let args = args.iter().map(|a| (*a).to_owned());
+    if nice == 0 {
+        return (bin.to_path_buf(), args.collect());
+    }
+    let mut all = vec!["-n".to_owned(), nice.to_string(), bin.display().to_string()];
+    all.extend(args);
+    (PathBuf::from("nice"), all)
 }
 
 #[cfg(test)]
