@@ -189,7 +189,7 @@ async fn post_punches(State(state): State<Arc<AppState>>, request: Request) -> R
         // "Come back in N seconds" also ends the connection: the server closes idle
         // connections after the header timeout (5 s), the lowest Retry-After is about as long,
         // and a recorder reusing its connection just as the server closes it sees "connection
-        // closed" instead of an answer (13 such in the reduced contract storm). A refused
+        // closed" instead of an answer (13 to 21 per reduced contract storm run). A refused
         // recorder reconnects when it comes back, and holds no connection meanwhile.
         response
             .headers_mut()
