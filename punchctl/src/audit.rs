@@ -62,10 +62,8 @@ use dakoku_schemas::{
     CheckedPunch, DeviceId, GroupId, PunchId, PunchKind, RawPunch, TenantId, Topic, Verdict,
     VerdictKey, decode,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use dakoku_service::scan::{OnRecord, ScanError, scan_range};
+use rdkafka::consumer::BaseConsumer;
 use serde::Serialize;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
@@ -151,11 +149,6 @@ pub enum AuditError {
     /// The blocking Kafka task panicked or was cancelled (a bug).
     #[error("the Kafka scan task failed: {0}")]
     Task(String),
-}
-
-fn kafka_error(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> AuditError {
-    let f = lag::kafka(doing);
-    move |source| AuditError::Positions(f(source))
 }
 
 /// Progress callbacks (a progress bar, or nothing).
@@ -569,11 +562,8 @@ struct KafkaInput {
     replays: HashMap<i32, Vec<(i64, i64)>>,
 }
 
-/// What [`scan_topic`] calls with each record: partition, offset, value.
-type OnRecord<'a> = dyn FnMut(i32, i64, Option<&[u8]>) + 'a;
-
 /// Reads a topic from its low watermarks to `ends` (exclusive), `read_committed`, calling `on`
-/// with each record; records at or beyond the end are ignored.
+/// with each record and reporting progress.
 fn scan_topic(
     consumer: &BaseConsumer,
     topic: &str,
@@ -582,93 +572,29 @@ fn scan_topic(
     progress: &dyn AuditProgress,
     on: &mut OnRecord<'_>,
 ) -> Result<(), AuditError> {
-    let mut open: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    let mut total = 0u64;
-    for (&partition, &(low, end)) in bounds {
-        if end > low {
-            tpl.add_partition_offset(topic, partition, Offset::Offset(low))
-                .map_err(kafka_error("building the assignment"))?;
-            open.insert(partition, end);
-            total += u64::try_from(end - low).unwrap_or(0);
-        }
-    }
+    let total = bounds
+        .values()
+        .map(|&(low, end)| u64::try_from(end - low).unwrap_or(0))
+        .sum();
     progress.phase(&format!("reading {topic}"), total);
-    let started = Instant::now();
-    if open.is_empty() {
-        return Ok(());
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(kafka_error(format!("assigning {topic}")))?;
-    let mut last_progress = Instant::now();
-    let mut last_position_check = Instant::now();
-    let mut unreported = 0u64;
-    while !open.is_empty() {
-        // `position()` is local (no broker round trip): checking often ends small scans fast.
-        if last_position_check.elapsed() >= Duration::from_millis(20) {
-            last_position_check = Instant::now();
-            // A read_committed reader's position moves past transaction markers and aborted
-            // records, so `position >= end` is reached however busy the topic is.
-            let positions = consumer
-                .position()
-                .map_err(kafka_error(format!("reading the position in {topic}")))?;
-            for element in positions.elements() {
-                if let (Offset::Offset(position), Some(&end)) =
-                    (element.offset(), open.get(&element.partition()))
-                    && position >= end
-                {
-                    open.remove(&element.partition());
-                }
-            }
-            if open.is_empty() {
-                break;
-            }
-        }
-        match consumer.poll(Duration::from_millis(20)) {
-            None => {
-                if last_progress.elapsed() > stall {
-                    return Err(AuditError::ScanStalled {
-                        topic: topic.to_owned(),
-                        timeout: stall,
-                    });
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
-            }
-            Some(Err(error)) => return Err(kafka_error(format!("reading {topic}"))(error)),
-            Some(Ok(message)) => {
-                last_progress = Instant::now();
-                let partition = message.partition();
-                let offset = message.offset();
-                let Some(&end) = open.get(&partition) else {
-                    continue;
-                };
-                if offset >= end {
-                    open.remove(&partition);
-                    continue;
-                }
-                on(partition, offset, message.payload());
-                unreported += 1;
-                if unreported >= 1_000 {
-                    progress.advance(unreported);
-                    unreported = 0;
-                }
-                if offset + 1 >= end {
-                    open.remove(&partition);
-                }
-            }
-        }
-    }
-    progress.advance(unreported);
-    tracing::info!(
-        topic,
-        records = total,
-        took_ms = started.elapsed().as_millis() as u64,
-        "topic read"
-    );
+    scan_range(consumer, topic, bounds, stall, on, &mut |n| {
+        progress.advance(n)
+    })?;
     Ok(())
+}
+
+impl From<ScanError> for AuditError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::Kafka { doing, source } => {
+                AuditError::Positions(LagError::Kafka { doing, source })
+            }
+            ScanError::Stalled { topic, waited } => AuditError::ScanStalled {
+                topic,
+                timeout: waited,
+            },
+        }
+    }
 }
 
 /// The Kafka phase (blocking): positions and both topics, in the order the module docs give.

@@ -4,6 +4,9 @@
 //! - [`install_prometheus`]: the process-wide Prometheus recorder, with its upkeep.
 //! - [`init_tracing`]: structured logs, `RUST_LOG` filter, text or JSON lines.
 //! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C, where every service starts its drain.
+//! - [`scan`]: reading a fixed range of a transactional topic to its end (recheck, audit).
+
+pub mod scan;
 
 use std::sync::OnceLock;
 use std::time::Duration;

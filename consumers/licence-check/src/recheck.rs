@@ -19,19 +19,18 @@
 //! each other instead of both publishing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use dakoku_schemas::{
     CheckedPunch, GroupId, PunchId, RejectReason, TenantId, Topic, Verdict, VerdictKey,
     checked_key, decode, encode,
 };
+use dakoku_service::scan::{ScanError, scan_range};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::check::check;
 use crate::snapshot::Snapshot;
@@ -242,104 +241,73 @@ fn scan(
     if partitions.is_empty() {
         return Err(RecheckError::NoTopic(topic.to_owned()));
     }
-    let mut total = 0u64;
-    // The end of each partition at scan time. A read_committed consumer's position moves past
-    // transaction markers, so `position >= end` is reached once everything committed before
-    // the scan began has been read, however busy the topic is (EOF alone is not: under a
-    // steady stream of transactions it may never come).
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
+    // Each partition up to its end at scan time: everything committed before the scan began
+    // (dakoku_service::scan says why that end is reached however busy the topic is).
+    let mut bounds = BTreeMap::new();
     for &partition in &partitions {
-        let (low, high) = consumer
+        let marks = consumer
             .fetch_watermarks(topic, partition, request.timeout)
             .map_err(kafka(format!("reading the offsets of {topic}")))?;
-        total += u64::try_from(high - low).unwrap_or(0);
-        ends.insert(partition, high);
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(kafka("building the assignment"))?;
+        bounds.insert(partition, marks);
     }
+    let total = bounds
+        .values()
+        .map(|&(low, high)| u64::try_from(high - low).unwrap_or(0))
+        .sum();
     progress.scanning(total);
-    consumer
-        .assign(&assignment)
-        .map_err(kafka(format!("assigning {topic}")))?;
-    let mut open: Vec<i32> = partitions;
     let mut scanned = Scanned {
         records: 0,
         undecodable: 0,
         by_id: HashMap::new(),
     };
-    let mut since_report = 0u64;
-    let mut last_progress = Instant::now();
-    let mut last_position_check = Instant::now();
-    while !open.is_empty() {
-        if last_position_check.elapsed() >= Duration::from_millis(200) {
-            last_position_check = Instant::now();
-            let positions = consumer
-                .position()
-                .map_err(kafka(format!("reading the position in {topic}")))?;
-            for element in positions.elements() {
-                if let (Offset::Offset(position), Some(end)) =
-                    (element.offset(), ends.get(&element.partition()))
-                    && position >= *end
-                {
-                    open.retain(|p| *p != element.partition());
-                }
+    // A transaction open at scan time holds a read_committed reader back until it ends: within
+    // the transaction timeout at the latest.
+    let stall = request.timeout.max(Duration::from_secs(90));
+    scan_range(
+        &consumer,
+        topic,
+        &bounds,
+        stall,
+        &mut |_, _, payload| {
+            scanned.records += 1;
+            let Some(punch) = payload.and_then(|payload| decode::<CheckedPunch>(payload).ok())
+            else {
+                scanned.undecodable += 1;
+                return;
+            };
+            if request
+                .tenant
+                .as_ref()
+                .is_some_and(|tenant| tenant != &punch.tenant_id)
+            {
+                return;
             }
-            if open.is_empty() {
-                break;
-            }
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {
-                // A transaction open at scan time holds a read_committed reader back until
-                // it ends: within the transaction timeout at the latest.
-                if last_progress.elapsed() > request.timeout.max(Duration::from_secs(90)) {
-                    return Err(RecheckError::ScanTimeout {
-                        topic: topic.to_owned(),
-                        timeout: request.timeout.max(Duration::from_secs(90)),
-                    });
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => open.retain(|p| *p != partition),
-            Some(Err(error)) => return Err(kafka(format!("reading {topic}"))(error)),
-            Some(Ok(message)) => {
-                last_progress = Instant::now();
-                scanned.records += 1;
-                since_report += 1;
-                if since_report >= 1_000 {
-                    progress.scanned(since_report);
-                    since_report = 0;
-                }
-                let Some(punch) = message
-                    .payload()
-                    .and_then(|payload| decode::<CheckedPunch>(payload).ok())
-                else {
-                    scanned.undecodable += 1;
-                    continue;
-                };
-                if request
-                    .tenant
-                    .as_ref()
-                    .is_some_and(|tenant| tenant != &punch.tenant_id)
-                {
-                    continue;
-                }
-                match scanned.by_id.entry(punch.punch_id) {
-                    std::collections::hash_map::Entry::Occupied(mut seen) => {
-                        if VerdictKey::of(&punch) > seen.get().key() {
-                            seen.insert(Seen::of(punch));
-                        }
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(Seen::of(punch));
+            match scanned.by_id.entry(punch.punch_id) {
+                std::collections::hash_map::Entry::Occupied(mut seen) => {
+                    if VerdictKey::of(&punch) > seen.get().key() {
+                        seen.insert(Seen::of(punch));
                     }
                 }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Seen::of(punch));
+                }
             }
+        },
+        &mut |n| progress.scanned(n),
+    )?;
+    Ok(scanned)
+}
+
+impl From<ScanError> for RecheckError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::Kafka { doing, source } => RecheckError::Kafka { doing, source },
+            ScanError::Stalled { topic, waited } => RecheckError::ScanTimeout {
+                topic,
+                timeout: waited,
+            },
         }
     }
-    progress.scanned(since_report);
-    Ok(scanned)
 }
 
 fn publish(
