@@ -9,6 +9,7 @@
 //! - `ids`: validated identifiers ([`TenantId`], [`DeviceId`], [`GroupId`], [`CardId`],
 //!   [`EmployeeId`], [`PunchId`]) that serialize as plain strings.
 //! - `topic`: the [`Topic`] enum (names, compaction) and the Kafka key of each topic.
+//! - `group`: [`ConsumerGroup`], the typed consumer-group name of each stage.
 //! - `records`: [`RawPunch`], [`QuarantinedInput`], [`CheckedPunch`], [`AttendanceDay`] and
 //!   their enums, mirroring the `.avsc` files field for field.
 //! - `codec`: [`encode`] / [`decode`] in single-object encoding, the fingerprint
@@ -19,6 +20,7 @@
 
 pub mod catalog;
 mod codec;
+mod group;
 mod ids;
 mod records;
 mod topic;
@@ -28,6 +30,7 @@ pub use codec::{
     AvroRecord, CodecError, Fingerprint, HEADER_LEN, MARKER, MAX_DECODED_LEN, ParsedSchema,
     SchemaRegistry, decode, encode, encode_into, fingerprint_of,
 };
+pub use group::{ConsumerGroup, ConsumerGroupError};
 pub use ids::{CardId, DeviceId, EmployeeId, GroupId, IdError, PunchId, TenantId};
 pub use records::{
     AttendanceDay, CheckedPunch, PunchKind, QuarantinedInput, RawPunch, RejectReason, Verdict,
