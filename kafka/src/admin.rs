@@ -17,8 +17,11 @@ use crate::config::ClientFactory;
 use crate::context::LogContext;
 use crate::error::{Doing, Error, Result};
 
-/// `(low, high)` watermarks per partition: the first retained offset and the next to be
-/// written.
+/// `(low, high)` watermarks per partition: the first retained offset and the end.
+///
+/// Asked through a `read_committed` client (librdkafka's default isolation, so every client
+/// of this crate unless told otherwise), the end is the last stable offset: below any
+/// transaction still open. A scan bounded by it never waits for a producer.
 pub type Watermarks = BTreeMap<i32, (i64, i64)>;
 
 /// The partition ids of `topic`, sorted, asked through any client. A topic the broker does

@@ -6,7 +6,11 @@
 //! transaction markers or aborted records, so the last record it sees may sit well below the
 //! end offset, and end-of-partition may never come while producers keep committing. Its
 //! position, though, moves past markers: `position >= end` is the reliable test, checked
-//! beside the records and end-of-partition events.
+//! beside the records and end-of-partition events. Ends taken through a `read_committed`
+//! client are last stable offsets (see [`crate::admin::Watermarks`]), so a transaction open
+//! when the scan starts does not hold it up; one that is open past the ends given (bounds
+//! asked `read_uncommitted`) makes a reader without end-of-partition fail with
+//! [`Error::Stalled`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
