@@ -92,6 +92,17 @@ impl KafkaArgs {
         self
     }
 
+    /// The environment that gives a child process (a service a tool or test starts) the same
+    /// settings: `KAFKA_BROKERS`, and `KAFKA_PROPERTIES_FILE` when one is used. Properties
+    /// given with `--kafka-property` have no variable; put them in the file to share them.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("KAFKA_BROKERS", self.brokers.clone())];
+        if let Some(path) = &self.kafka_properties_file {
+            env.push(("KAFKA_PROPERTIES_FILE", path.display().to_string()));
+        }
+        env
+    }
+
     /// Every pass-through property in the order they apply: the file's, then the flags'.
     pub fn resolved_properties(&self) -> Result<Vec<(String, String)>, ArgsError> {
         let mut all = match &self.kafka_properties_file {
@@ -200,6 +211,20 @@ mod tests {
                 ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
                 ("sasl.password".to_owned(), "hunter2".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_child_process_gets_the_same_cluster() {
+        let mut args = KafkaArgs::new("k:9092");
+        assert_eq!(args.env(), vec![("KAFKA_BROKERS", "k:9092".to_owned())]);
+        args.kafka_properties_file = Some(PathBuf::from("/etc/dakoku/kafka.properties"));
+        assert_eq!(
+            args.env()[1],
+            (
+                "KAFKA_PROPERTIES_FILE",
+                "/etc/dakoku/kafka.properties".to_owned()
+            )
         );
     }
 

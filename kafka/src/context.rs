@@ -107,6 +107,32 @@ pub fn error_event(error: &KafkaError, reason: &str) {
     emit(level, "ERROR", &text);
 }
 
+/// Writes `ClientContext::log` and `ClientContext::error` for a context of a service's own
+/// (statistics, rebalance hooks), inside its `impl ClientContext for ... { }`, so its clients
+/// log like [`LogContext`]'s:
+///
+/// ```
+/// use dakoku_kafka::rdkafka::client::ClientContext;
+///
+/// struct Stats;
+///
+/// impl ClientContext for Stats {
+///     dakoku_kafka::log_to_tracing!();
+/// }
+/// ```
+#[macro_export]
+macro_rules! log_to_tracing {
+    () => {
+        fn log(&self, level: $crate::rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+            $crate::context::log_line(level, fac, message);
+        }
+
+        fn error(&self, error: $crate::rdkafka::error::KafkaError, reason: &str) {
+            $crate::context::error_event(&error, reason);
+        }
+    };
+}
+
 /// `tracing`'s macros need the level as a constant.
 fn emit(level: Level, fac: &str, message: &str) {
     match level {
@@ -173,5 +199,16 @@ mod tests {
         assert_eq!(log_level(RDKafkaLogLevel::Notice), Level::INFO);
         assert_eq!(log_level(RDKafkaLogLevel::Info), Level::INFO);
         assert_eq!(log_level(RDKafkaLogLevel::Debug), Level::DEBUG);
+    }
+
+    #[test]
+    fn a_service_context_gets_the_same_logging_from_the_macro() {
+        struct Own;
+        impl ClientContext for Own {
+            crate::log_to_tracing!();
+        }
+        // Reaches `error_event`; a PartitionEOF must not panic or need a subscriber.
+        Own.error(global(RDKafkaErrorCode::PartitionEOF), "end");
+        Own.log(RDKafkaLogLevel::Info, "FETCH", "fine");
     }
 }

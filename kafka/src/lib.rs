@@ -10,7 +10,8 @@
 //!   (producer, idempotent, transactional, reader, group member, group client); the only
 //!   `ClientConfig::new()`.
 //! - [`context`]: [`LogContext`], librdkafka's log lines and error events mapped to `tracing`
-//!   levels (`PartitionEOF` is DEBUG, not ERROR); functions for services' own contexts.
+//!   levels (`PartitionEOF` is DEBUG, not ERROR); [`log_to_tracing!`] for services' own
+//!   contexts.
 //! - [`admin`]: [`Admin`], partitions, watermarks, offsets by time, topic create (idempotent),
 //!   delete and configuration.
 //! - [`groups`]: members of a consumer group, its committed offsets, committing for it.
@@ -24,6 +25,9 @@ pub mod context;
 pub mod error;
 pub mod groups;
 pub mod scan;
+
+/// The librdkafka binding this crate is built on, so every crate uses the same version.
+pub use rdkafka;
 
 pub use admin::{Admin, Created, TopicSpec, Watermarks};
 pub use args::{ArgsError, DEFAULT_BROKERS, KafkaArgs};
