@@ -214,6 +214,35 @@ mod tests {
         );
     }
 
+    #[derive(Debug, Parser)]
+    struct WithVerbs {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(subcommand)]
+        verb: Verb,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Verb {
+        Lag,
+    }
+
+    #[test]
+    fn the_flags_are_global_so_they_follow_a_verb_as_punchctl_has_them() {
+        let cli = WithVerbs::try_parse_from([
+            "punchctl",
+            "lag",
+            "--brokers",
+            "k:9092",
+            "--kafka-property",
+            "linger.ms=1",
+        ])
+        .expect("flags after the verb");
+        assert!(matches!(cli.verb, Verb::Lag));
+        assert_eq!(cli.kafka.brokers, "k:9092");
+        assert_eq!(cli.kafka.properties.len(), 1);
+    }
+
     #[test]
     fn a_child_process_gets_the_same_cluster() {
         let mut args = KafkaArgs::new("k:9092");
