@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dakoku_schemas::{DeviceId, PunchId, QuarantinedInput, RawPunch, TenantId, Topic, encode_into};
+use dakoku_token::{KeyError, TokenKeys};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -27,7 +28,6 @@ use crate::metrics;
 use crate::publisher::{PublishError, Publisher};
 use crate::request::{self, Invalid};
 use crate::snapshot::{Admission, SnapshotCell};
-use crate::token::{KeyError, TokenKeys};
 
 /// The component name written into quarantine records.
 const SOURCE: &str = "ingest-api";

@@ -10,7 +10,7 @@
 //! - [`app`]: the router and handlers (`/v1/punches`, health, readiness, metrics, OpenAPI).
 //! - [`server`]: [`serve`], the accept loop, background tasks and graceful shutdown.
 //! - [`request`]: parsing and validation of a batch (pure, fuzzed).
-//! - [`token`]: signed device tokens.
+//! - [`token`]: re-export of the `dakoku-token` crate (signed device tokens) for old callers.
 //! - [`snapshot`]: the in-memory master data (routing, revocations, pauses) and its refresher.
 //! - [`limits`]: per-device rate limits, in-flight budgets, jitter.
 //! - [`publisher`]: the Kafka producer.
