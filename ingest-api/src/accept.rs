@@ -2,7 +2,7 @@
 //!
 //! Each punch ends as exactly one of acked (durably in the raw topic), rejected (can never
 //! succeed, preserved in quarantine) or refused (not confirmed: the recorder keeps it and comes
-//! back), and that is decided in one place, [`Tally::settle`].
+//! back), and that is decided in one place, `Tally::settle`.
 
 use std::time::Instant;
 

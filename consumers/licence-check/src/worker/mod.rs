@@ -18,12 +18,12 @@
 //!   group with an error; other groups of the process keep running.
 //!
 //! # Layout
-//! - [`group`]: what the service and a group's thread share (state, counters, errors).
-//! - [`produce`]: the transactional producer, back-pressured sends, and how a session ends.
-//! - [`context`]: the consumer's callbacks (abort on revoke, lag from statistics).
-//! - [`txn`]: the transaction cycle: begin, commit with the input offsets, abort.
-//! - [`handle`]: one raw record into its verdict or quarantine record.
-//! - [`session`]: [`run_group`], one life of the clients, and the poll loop over the above.
+//! - `group`: what the service and a group's thread share (state, counters, errors).
+//! - `produce`: the transactional producer, back-pressured sends, and how a session ends.
+//! - `context`: the consumer's callbacks (abort on revoke, lag from statistics).
+//! - `txn`: the transaction cycle: begin, commit with the input offsets, abort.
+//! - `handle`: one raw record into its verdict or quarantine record.
+//! - `session`: [`run_group`], one life of the clients, and the poll loop over the above.
 
 mod context;
 mod group;
