@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::token::TokenError;
+use dakoku_token::TokenError;
 
 /// Why a request was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

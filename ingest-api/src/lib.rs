@@ -8,9 +8,13 @@
 //! # Layout
 //! - [`config`]: the typed configuration and its start-up checks.
 //! - [`app`]: the router and handlers (`/v1/punches`, health, readiness, metrics, OpenAPI).
+//! - [`state`]: [`AppState`], what every request shares, and how it is built.
+//! - [`admission`]: the cheap refusals decided from headers before the body is read.
+//! - [`accept`]: one batch from envelope to receipt, one outcome per punch.
 //! - [`server`]: [`serve`], the accept loop, background tasks and graceful shutdown.
+//! - [`linger`]: lingering close, so a refused client reads its answer instead of a reset.
 //! - [`request`]: parsing and validation of a batch (pure, fuzzed).
-//! - [`token`]: signed device tokens.
+//! - [`token`]: re-export of the `dakoku-token` crate (signed device tokens) for old callers.
 //! - [`snapshot`]: the in-memory master data (routing, revocations, pauses) and its refresher.
 //! - [`limits`]: per-device rate limits, in-flight budgets, jitter.
 //! - [`publisher`]: the Kafka producer.
@@ -19,6 +23,8 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod accept;
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod error;
@@ -29,6 +35,7 @@ pub mod publisher;
 pub mod request;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 pub mod token;
 
 pub use app::{AppState, app};

@@ -115,98 +115,77 @@ fn explain(index: usize, raw: &RawValue) -> Result<ValidPunch, Invalid<'_>> {
     };
     let item: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get())
         .map_err(|_| invalid(None, "punch: expected a JSON object".to_owned()))?;
-
-    let seq = match item.get("seq") {
-        None => return Err(invalid(None, "seq: missing".to_owned())),
-        Some(value) => match value.as_u64() {
-            Some(seq) if seq <= RawPunch::MAX_SEQ => seq,
-            Some(_) => {
-                return Err(invalid(
-                    None,
-                    format!("seq: must be at most {}", RawPunch::MAX_SEQ),
-                ));
-            }
-            None => {
-                return Err(invalid(
-                    None,
-                    format!("seq: expected an unsigned integer, got {}", short(value)),
-                ));
-            }
-        },
-    };
-    let seq_known = Some(seq);
-
-    let card_id = match item.get("card_id") {
-        None => return Err(invalid(seq_known, "card_id: missing".to_owned())),
-        Some(serde_json::Value::String(s)) => s.parse::<CardId>().map_err(|_| {
-            invalid(
-                seq_known,
-                format!(
-                    "card_id: expected 1 to 64 characters [0-9A-Za-z_-], got {}",
-                    short(&serde_json::Value::String(s.clone()))
-                ),
-            )
-        })?,
-        Some(other) => {
-            return Err(invalid(
-                seq_known,
-                format!("card_id: expected a string, got {}", short(other)),
-            ));
-        }
-    };
-
-    let kind = match item.get("kind") {
-        None => return Err(invalid(seq_known, "kind: missing".to_owned())),
-        Some(serde_json::Value::String(s)) => PunchKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                invalid(
-                    seq_known,
-                    format!(
-                        "kind: unknown value {} (expected one of {KINDS})",
-                        short(&serde_json::Value::String(s.clone()))
-                    ),
-                )
-            })?,
-        Some(other) => {
-            return Err(invalid(
-                seq_known,
-                format!("kind: expected a string, got {}", short(other)),
-            ));
-        }
-    };
-
-    let at = match item.get("at") {
-        None => return Err(invalid(seq_known, "at: missing".to_owned())),
-        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(s).map_err(|_| {
-            invalid(
-                seq_known,
-                format!(
-                    "at: expected an RFC 3339 time with an offset, e.g. 2020-12-04T08:44:59+09:00, got {}",
-                    short(&serde_json::Value::String(s.clone()))
-                ),
-            )
-        })?,
-        Some(other) => {
-            return Err(invalid(
-                seq_known,
-                format!("at: expected a string, got {}", short(other)),
-            ));
-        }
-    };
-    // timestamp-millis must fit an i64 of milliseconds; chrono's range is wider.
-    if at.timestamp().checked_mul(1000).is_none() {
-        return Err(invalid(seq_known, "at: out of range".to_owned()));
-    }
-
+    let seq = explain_seq(item.get("seq")).map_err(|error| invalid(None, error))?;
+    let field_error = |error| invalid(Some(seq), error);
+    let card_id = explain_card_id(item.get("card_id")).map_err(field_error)?;
+    let kind = explain_kind(item.get("kind")).map_err(field_error)?;
+    let at = explain_at(item.get("at")).map_err(field_error)?;
     Ok(ValidPunch {
         seq,
         card_id,
         kind,
         at,
     })
+}
+
+fn explain_seq(value: Option<&serde_json::Value>) -> Result<u64, String> {
+    let value = value.ok_or_else(|| "seq: missing".to_owned())?;
+    match value.as_u64() {
+        Some(seq) if seq <= RawPunch::MAX_SEQ => Ok(seq),
+        Some(_) => Err(format!("seq: must be at most {}", RawPunch::MAX_SEQ)),
+        None => Err(format!(
+            "seq: expected an unsigned integer, got {}",
+            short(value)
+        )),
+    }
+}
+
+fn explain_card_id(value: Option<&serde_json::Value>) -> Result<CardId, String> {
+    match value {
+        None => Err("card_id: missing".to_owned()),
+        Some(serde_json::Value::String(s)) => s.parse::<CardId>().map_err(|_| {
+            format!(
+                "card_id: expected 1 to 64 characters [0-9A-Za-z_-], got {}",
+                short(&serde_json::Value::String(s.clone()))
+            )
+        }),
+        Some(other) => Err(format!("card_id: expected a string, got {}", short(other))),
+    }
+}
+
+fn explain_kind(value: Option<&serde_json::Value>) -> Result<PunchKind, String> {
+    match value {
+        None => Err("kind: missing".to_owned()),
+        Some(serde_json::Value::String(s)) => PunchKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "kind: unknown value {} (expected one of {KINDS})",
+                    short(&serde_json::Value::String(s.clone()))
+                )
+            }),
+        Some(other) => Err(format!("kind: expected a string, got {}", short(other))),
+    }
+}
+
+fn explain_at(value: Option<&serde_json::Value>) -> Result<DateTime<FixedOffset>, String> {
+    let at = match value {
+        None => return Err("at: missing".to_owned()),
+        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(s).map_err(|_| {
+            format!(
+                "at: expected an RFC 3339 time with an offset, e.g. 2020-12-04T08:44:59+09:00, got {}",
+                short(&serde_json::Value::String(s.clone()))
+            )
+        })?,
+        Some(other) => return Err(format!("at: expected a string, got {}", short(other))),
+    };
+    // timestamp-millis must fit an i64 of milliseconds; chrono's range is wider.
+    if at.timestamp().checked_mul(1000).is_none() {
+        return Err("at: out of range".to_owned());
+    }
+    Ok(at)
 }
 
 /// A JSON value shortened for an error message: recorders' payloads are echoed, never whole.

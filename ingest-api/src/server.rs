@@ -105,6 +105,20 @@ pub async fn serve(
         });
     }
 
+    shut_down(&state, listener, graceful, stop_tx, background).await;
+    Ok(())
+}
+
+/// The shutdown sequence: not ready, listener closed, in-flight requests drained within the
+/// budget, producer flushed, background tasks stopped.
+async fn shut_down(
+    state: &AppState,
+    listener: TcpListener,
+    graceful: GracefulShutdown,
+    stop_tx: watch::Sender<bool>,
+    background: [tokio::task::JoinHandle<()>; 3],
+) {
+    let config = &state.config;
     let began = Instant::now();
     state.begin_shutdown();
     drop(listener);
@@ -135,7 +149,6 @@ pub async fn serve(
         elapsed_ms = began.elapsed().as_millis() as u64,
         "ingest-api stopped"
     );
-    Ok(())
 }
 
 async fn check_kafka(state: Arc<AppState>, stopped: impl Future<Output = ()>) {

@@ -27,7 +27,7 @@ struct Seen {
 }
 
 async fn refused_upload(lingering_close_ms: u64) -> Seen {
-    let key = dakoku_ingest_api::token::TokenKeys::generate_entry("k");
+    let key = dakoku_token::TokenKeys::generate_entry("k");
     // Nothing listens on these: the refusal must not need them.
     let mut config = Config::new("127.0.0.1:1", "postgres://unused@127.0.0.1:1/x", &key);
     config.lingering_close_ms = lingering_close_ms;

@@ -11,9 +11,9 @@ use axum::response::IntoResponse as _;
 use dakoku_ingest_api::app::OPENAPI;
 use dakoku_ingest_api::error::ApiError;
 use dakoku_ingest_api::request::{parse_envelope, validate_punch};
-use dakoku_ingest_api::token::{TokenError, TokenKeys};
 use dakoku_ingest_api::{AppState, Config, app};
 use dakoku_schemas::{CardId, PunchKind, RawPunch};
+use dakoku_token::{TokenError, TokenKeys};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 

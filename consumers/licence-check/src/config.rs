@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use dakoku_schemas::GroupId;
+use dakoku_schemas::{ConsumerGroup, GroupId};
 
 /// What the loop does with each raw record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,7 +22,12 @@ pub enum Mode {
 pub struct Config {
     /// Tenant groups to serve, each with its own consumer group `licence-check.<group>`,
     /// transactional producer and thread; repeat the flag or separate with commas.
-    #[arg(long = "group", env = "LICENCE_CHECK_GROUPS", value_delimiter = ',', required = true, value_parser = parse_group)]
+    #[arg(
+        long = "group",
+        env = "LICENCE_CHECK_GROUPS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub groups: Vec<GroupId>,
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
@@ -131,10 +136,6 @@ pub struct Config {
 #[error("invalid licence-check configuration: {0}")]
 pub struct ConfigError(pub String);
 
-fn parse_group(s: &str) -> Result<GroupId, String> {
-    s.parse::<GroupId>().map_err(|e| e.to_string())
-}
-
 impl Config {
     /// A configuration for `groups` on the given broker and database with every other default
     /// (metrics on an ephemeral port), for tests and tools.
@@ -238,12 +239,12 @@ impl Config {
 
     /// The Kafka consumer group of `group`: `licence-check.<group>`.
     pub fn consumer_group(group: &GroupId) -> String {
-        format!("licence-check.{group}")
+        ConsumerGroup::LicenceCheck(group.clone()).name()
     }
 
     /// The transactional id of `group` on this instance: `licence-check.<group>.<instance>`.
     pub fn transactional_id(&self, group: &GroupId) -> String {
-        format!("licence-check.{group}.{}", self.instance_id())
+        ConsumerGroup::LicenceCheck(group.clone()).transactional_id(&self.instance_id())
     }
 
     /// [`Config::kafka_op_timeout_ms`] as a duration.

@@ -13,7 +13,9 @@
 //! - [`config`]: the typed [`Config`] (flags and environment) and its start-up checks.
 //! - [`service`]: [`run`] / [`serve`] / [`Service`]: refresher, group threads, `/metrics`,
 //!   `/healthz`, `/readyz`, graceful shutdown.
-//! - [`worker`]: one group's transactional consume-transform-produce loop.
+//! - [`worker`]: one group's transactional consume-transform-produce loop: `session` (clients,
+//!   poll loop, rebuild after failures), `handle` (judge or quarantine one record), `txn` (begin,
+//!   commit with the offsets, abort), `context` (rebalance and statistics callbacks).
 //! - [`check`](mod@check): the licence check, a pure function of punch and snapshot.
 //! - [`snapshot`]: the master-data snapshot and its LISTEN/NOTIFY + poll refresher.
 //! - [`breaker`]: the circuit breaker on undecodable input.

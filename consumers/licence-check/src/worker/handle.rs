@@ -1,0 +1,186 @@
+//! One raw record into the open transaction: its verdict on `punches.checked.<group>`, or, if
+//! it cannot be decoded, its quarantine record with its origin; the circuit breaker counts both.
+
+use std::thread;
+use std::time::Duration;
+
+use chrono::Utc;
+use dakoku_schemas::{
+    ConsumerGroup, GroupId, QuarantinedInput, RawPunch, TenantId, Topic, checked_key, decode,
+    encode_into,
+};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::BaseRecord;
+
+use super::group::{GroupError, WorkerEnv};
+use super::produce::{SessionEnd, TxProducer, send};
+use super::txn::OpenTxn;
+use crate::breaker::{Breaker, Tripped};
+use crate::check::check;
+use crate::config::Mode;
+use crate::metrics;
+
+/// The `source` of quarantine records written here.
+pub const QUARANTINE_SOURCE: &str = "licence-check";
+
+/// Turns raw records into output records of the open transaction.
+pub(super) struct Handler<'a> {
+    env: &'a WorkerEnv,
+    producer: &'a TxProducer,
+    raw_topic: &'a str,
+    checked_topic: String,
+    quarantine_topic: String,
+    /// Encoding buffer, reused record after record.
+    buf: Vec<u8>,
+}
+
+impl<'a> Handler<'a> {
+    pub(super) fn new(env: &'a WorkerEnv, producer: &'a TxProducer, raw_topic: &'a str) -> Self {
+        Self {
+            env,
+            producer,
+            raw_topic,
+            checked_topic: Topic::Checked(env.shared.group.clone()).name(),
+            quarantine_topic: Topic::Quarantine.name(),
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    fn group(&self) -> &GroupId {
+        &self.env.shared.group
+    }
+
+    /// Turns one raw record into its verdict (or quarantine record) in the open transaction.
+    pub(super) fn handle(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        open: &mut OpenTxn,
+        breaker: &mut Breaker,
+    ) -> Result<(), SessionEnd> {
+        let partition = message.partition();
+        let offset = message.offset();
+        match self.env.config.mode {
+            Mode::Passthrough => {
+                let payload = message.payload().unwrap_or_default();
+                let mut record = BaseRecord::to(&self.checked_topic).payload(payload);
+                if let Some(key) = message.key() {
+                    record = record.key(key);
+                }
+                send(self.producer, record)?;
+                open.tally.passed_through();
+            }
+            Mode::Check => self.judge(message, open, breaker)?,
+        }
+        open.records += 1;
+        open.next_offsets.insert(partition, offset + 1);
+        Ok(())
+    }
+
+    /// Decodes and checks one raw punch and produces its verdict, or quarantines the record.
+    fn judge(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        open: &mut OpenTxn,
+        breaker: &mut Breaker,
+    ) -> Result<(), SessionEnd> {
+        let decoded = match message.payload() {
+            Some(payload) => {
+                decode::<RawPunch>(payload).map_err(|e| ("undecodable_record", e.to_string()))
+            }
+            None => Err(("empty_record", "the record has no value".to_owned())),
+        };
+        let raw = match decoded {
+            Ok(raw) => raw,
+            Err((code, error)) => return self.quarantine(message, open, breaker, code, error),
+        };
+        let snapshot = open
+            .snapshot
+            .as_deref()
+            .expect("check mode waits for a snapshot before consuming");
+        if self.env.config.check_delay_us > 0 {
+            // The storm's slow licence check (a test knob): it slows this loop, and so grows
+            // the lag, never the acceptor.
+            thread::sleep(Duration::from_micros(self.env.config.check_delay_us));
+        }
+        let decision = check(&raw, snapshot);
+        let key = checked_key(&raw.tenant_id, decision.employee, &raw.card_id);
+        let reason = decision.reason;
+        let checked = decision.apply(raw, snapshot.version, Utc::now().timestamp_millis());
+        self.buf.clear();
+        match encode_into(&checked, &mut self.buf) {
+            Ok(()) => {
+                send(
+                    self.producer,
+                    BaseRecord::to(&self.checked_topic)
+                        .key(&key)
+                        .payload(&self.buf),
+                )?;
+                open.tally.verdict(reason);
+                breaker.record(true).map_err(|t| self.tripped(t))
+            }
+            Err(error) => self.quarantine(
+                message,
+                open,
+                breaker,
+                "unencodable_verdict",
+                error.to_string(),
+            ),
+        }
+    }
+
+    /// Preserves an undecodable record in `punches.quarantine`, with its origin, in the open
+    /// transaction; trips the breaker if that is one too many.
+    fn quarantine(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        open: &mut OpenTxn,
+        breaker: &mut Breaker,
+        code: &str,
+        error: String,
+    ) -> Result<(), SessionEnd> {
+        // Count first: the record that crosses the limit is not quarantined, its transaction
+        // is aborted.
+        breaker.record(false).map_err(|t| self.tripped(t))?;
+        let payload = message.payload().unwrap_or_default();
+        let tenant = message
+            .key()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .and_then(|key| key.split_once('/').map_or(Some(key), |(t, _)| Some(t)))
+            .filter(|t| t.parse::<TenantId>().is_ok())
+            .map(str::to_owned);
+        tracing::warn!(group = %self.group(), topic = self.raw_topic, partition = message.partition(),
+            offset = message.offset(), code, error, "quarantining an undecodable record");
+        let mut record = QuarantinedInput::new(
+            Utc::now().timestamp_millis(),
+            QUARANTINE_SOURCE,
+            code,
+            error,
+            payload,
+            self.env.config.quarantine_max_payload_bytes,
+        );
+        record.tenant_id = tenant.clone();
+        record.origin_topic = Some(self.raw_topic.to_owned());
+        record.origin_partition = Some(message.partition());
+        record.origin_offset = Some(message.offset());
+        self.buf.clear();
+        encode_into(&record, &mut self.buf).map_err(|e| GroupError::Encode(e.to_string()))?;
+        let mut out = BaseRecord::to(&self.quarantine_topic).payload(&self.buf);
+        if let Some(tenant) = &tenant {
+            out = out.key(tenant);
+        }
+        send(self.producer, out)?;
+        open.tally.quarantined();
+        Ok(())
+    }
+
+    fn tripped(&self, tripped: Tripped) -> SessionEnd {
+        metrics::breaker_ratio(self.group(), tripped.invalid as f64 / tripped.seen as f64);
+        SessionEnd::Fatal(GroupError::BreakerTripped {
+            consumer_group: ConsumerGroup::LicenceCheck(self.group().clone()).name(),
+            topic: self.raw_topic.to_owned(),
+            invalid: tripped.invalid,
+            seen: tripped.seen,
+            max_invalid_ratio: tripped.max_invalid_ratio,
+        })
+    }
+}
