@@ -542,7 +542,7 @@ async fn device(
         } => {
             // Keys first: a missing key must not leave a device registered without a token.
             let keys = TokenKeys::parse(token_keys.as_deref().unwrap_or_default())
-                .map_err(master::MasterError::from)?;
+                .map_err(master::TokenError::from)?;
             let client = connect_db(database_url).await?;
             let (added, stored) = master::add_device(&client, &tenant, &device).await?;
             let issued = master::issue_token(&keys, &tenant, &device, valid_days, Utc::now())?;

@@ -1,0 +1,395 @@
+//! Employees of a tenant: the card they punch with, their active range and whether they hold
+//! a licence seat (CONTRACT §3). Writes lock the tenant row so seats are never oversold.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, SecondsFormat, TimeZone as _, Utc};
+use chrono_tz::Tz;
+use dakoku_schemas::{CardId, EmployeeId, TenantId};
+use tokio_postgres::{GenericClient, Row};
+
+use super::licences::{LicenceError, MAX_EMPLOYEE_NAME_CHARS, lock_tenant, require_seat};
+use super::outcome::{Added, Changed, Difference};
+
+/// A point in time as an operator writes it: an instant, or a date meaning 00:00 that day in
+/// the tenant's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// An instant.
+    At(DateTime<FixedOffset>),
+    /// 00:00 of this date in the tenant's time zone.
+    Date(NaiveDate),
+}
+
+impl FromStr for Moment {
+    type Err = LicenceError;
+
+    fn from_str(value: &str) -> Result<Self, LicenceError> {
+        Self::parse(value)
+    }
+}
+
+impl Moment {
+    /// Parses RFC 3339 or `YYYY-MM-DD`.
+    pub fn parse(value: &str) -> Result<Self, LicenceError> {
+        if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+            return Ok(Self::At(at));
+        }
+        NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map(Self::Date)
+            .map_err(|_| LicenceError::InvalidMoment(value.to_owned()))
+    }
+
+    /// The instant, resolving a date in `tz` (a midnight skipped by a DST change resolves to
+    /// the first instant of that date).
+    pub fn resolve(self, tz: Tz) -> DateTime<Utc> {
+        match self {
+            Self::At(at) => at.with_timezone(&Utc),
+            Self::Date(date) => {
+                let mut local = date.and_time(NaiveTime::MIN);
+                loop {
+                    if let Some(at) = tz.from_local_datetime(&local).earliest() {
+                        return at.with_timezone(&Utc);
+                    }
+                    local += chrono::TimeDelta::minutes(15);
+                }
+            }
+        }
+    }
+}
+
+/// An employee as `employee add` creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmployee {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The employee id.
+    pub employee: EmployeeId,
+    /// The card the employee punches with.
+    pub card: CardId,
+    /// Display name (may be empty).
+    pub name: String,
+    /// Active from (inclusive); `None` = always was.
+    pub active_from: Option<Moment>,
+    /// Active until (exclusive); `None` = open.
+    pub active_until: Option<Moment>,
+    /// Takes a licence seat.
+    pub licensed: bool,
+}
+
+/// An employee as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Employee {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The employee id.
+    pub employee: EmployeeId,
+    /// The card.
+    pub card: CardId,
+    /// Display name.
+    pub name: String,
+    /// Active from (inclusive); `None` = always was.
+    pub active_from: Option<DateTime<Utc>>,
+    /// Active until (exclusive); `None` = open.
+    pub active_until: Option<DateTime<Utc>>,
+    /// Takes a licence seat.
+    pub licensed: bool,
+}
+
+fn moment_text(at: Option<DateTime<Utc>>, open: &str) -> String {
+    at.map_or_else(
+        || open.to_owned(),
+        |at| at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    )
+}
+
+impl Employee {
+    // Infinite timestamps are open bounds; chrono cannot hold them.
+    const COLUMNS: &'static str = "tenant_id, employee_id, card_id, name,
+        CASE WHEN isfinite(active_from) THEN active_from END,
+        CASE WHEN isfinite(active_until) THEN active_until END,
+        licensed";
+
+    fn from_row(row: &Row) -> Self {
+        Self {
+            tenant: TenantId::try_from(row.get::<_, String>(0))
+                .expect("employees.tenant_id references a valid tenant id"),
+            employee: EmployeeId::try_from(row.get::<_, String>(1))
+                .expect("employees.employee_id CHECK matches EmployeeId"),
+            card: CardId::try_from(row.get::<_, String>(2))
+                .expect("employees.card_id CHECK matches CardId"),
+            name: row.get(3),
+            active_from: row.get(4),
+            active_until: row.get(5),
+            licensed: row.get(6),
+        }
+    }
+
+    fn differences(&self, given: &Employee) -> Vec<Difference> {
+        let mut out = Vec::new();
+        let mut check = |field, stored: String, given: String| {
+            if stored != given {
+                out.push(Difference {
+                    field,
+                    stored,
+                    given,
+                });
+            }
+        };
+        check("card", self.card.to_string(), given.card.to_string());
+        check("name", self.name.clone(), given.name.clone());
+        check(
+            "active-from",
+            moment_text(self.active_from, "always"),
+            moment_text(given.active_from, "always"),
+        );
+        check(
+            "active-until",
+            moment_text(self.active_until, "open"),
+            moment_text(given.active_until, "open"),
+        );
+        check(
+            "licensed",
+            self.licensed.to_string(),
+            given.licensed.to_string(),
+        );
+        out
+    }
+
+    /// `active_from` as text (`always` when unbounded).
+    pub fn active_from_text(&self) -> String {
+        moment_text(self.active_from, "always")
+    }
+
+    /// `active_until` as text (`open` when unbounded).
+    pub fn active_until_text(&self) -> String {
+        moment_text(self.active_until, "open")
+    }
+}
+
+async fn employee_row(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+    employee: &EmployeeId,
+) -> Result<Option<Employee>, LicenceError> {
+    let sql = format!(
+        "SELECT {} FROM employees WHERE tenant_id = $1 AND employee_id = $2",
+        Employee::COLUMNS
+    );
+    Ok(tx
+        .query_opt(&sql, &[&tenant.as_str(), &employee.as_str()])
+        .await?
+        .map(|row| Employee::from_row(&row)))
+}
+
+fn check_range(
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<(), LicenceError> {
+    match (from, until) {
+        (Some(from), Some(until)) if from > until => Err(LicenceError::InvalidRange {
+            what: "active range",
+            from: moment_text(Some(from), ""),
+            until: moment_text(Some(until), ""),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Adds an employee, in one transaction with the tenant row locked.
+///
+/// Idempotent: the same employee again is [`Added::Unchanged`] and writes nothing; an employee
+/// that exists with other values is refused ([`LicenceError::EmployeeConflict`]); a card held
+/// by another employee too ([`LicenceError::CardInUse`]); `licensed` needs a free seat
+/// ([`LicenceError::NoFreeSeat`]).
+pub async fn add_employee(
+    client: &mut impl GenericClient,
+    new: &NewEmployee,
+) -> Result<(Added, Employee), LicenceError> {
+    let name = new.name.trim().to_owned();
+    if name.chars().count() > MAX_EMPLOYEE_NAME_CHARS {
+        return Err(LicenceError::InvalidName);
+    }
+    let tx = client.transaction().await?;
+    let (tz, terms) = lock_tenant(&tx, &new.tenant).await?;
+    let given = Employee {
+        tenant: new.tenant.clone(),
+        employee: new.employee.clone(),
+        card: new.card.clone(),
+        name,
+        active_from: new.active_from.map(|m| m.resolve(tz)),
+        active_until: new.active_until.map(|m| m.resolve(tz)),
+        licensed: new.licensed,
+    };
+    check_range(given.active_from, given.active_until)?;
+    if let Some(stored) = employee_row(&tx, &new.tenant, &new.employee).await? {
+        let differences = stored.differences(&given);
+        if differences.is_empty() {
+            return Ok((Added::Unchanged, stored));
+        }
+        return Err(LicenceError::EmployeeConflict {
+            tenant: new.tenant.clone(),
+            employee: new.employee.clone(),
+            differences,
+        });
+    }
+    if let Some(row) = tx
+        .query_opt(
+            "SELECT employee_id FROM employees WHERE tenant_id = $1 AND card_id = $2",
+            &[&new.tenant.as_str(), &new.card.as_str()],
+        )
+        .await?
+    {
+        return Err(LicenceError::CardInUse {
+            tenant: new.tenant.clone(),
+            card: new.card.clone(),
+            holder: EmployeeId::try_from(row.get::<_, String>(0))
+                .expect("employees.employee_id CHECK matches EmployeeId"),
+        });
+    }
+    if given.licensed {
+        require_seat(&tx, &new.tenant, &new.employee, &terms).await?;
+    }
+    let sql = format!(
+        "INSERT INTO employees (tenant_id, employee_id, card_id, name, active_from, active_until, licensed)
+         VALUES ($1, $2, $3, $4, COALESCE($5, '-infinity'::timestamptz), $6, $7)
+         RETURNING {}",
+        Employee::COLUMNS
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &given.tenant.as_str(),
+                &given.employee.as_str(),
+                &given.card.as_str(),
+                &given.name,
+                &given.active_from,
+                &given.active_until,
+                &given.licensed,
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((Added::Created, Employee::from_row(&row)))
+}
+
+/// A change to an employee; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmployeeChange {
+    /// New active-from; `Some(None)` = always was.
+    pub active_from: Option<Option<Moment>>,
+    /// New active-until; `Some(None)` = open.
+    pub active_until: Option<Option<Moment>>,
+    /// New licensed flag.
+    pub licensed: Option<bool>,
+}
+
+/// Changes an employee's active range or licence, in one transaction with the tenant row
+/// locked; writes nothing when nothing changes. Licensing needs a free seat.
+pub async fn set_employee(
+    client: &mut impl GenericClient,
+    tenant: &TenantId,
+    employee: &EmployeeId,
+    change: &EmployeeChange,
+) -> Result<Changed<Employee>, LicenceError> {
+    let tx = client.transaction().await?;
+    let (tz, terms) = lock_tenant(&tx, tenant).await?;
+    let before = employee_row(&tx, tenant, employee).await?.ok_or_else(|| {
+        LicenceError::EmployeeNotFound {
+            tenant: tenant.clone(),
+            employee: employee.clone(),
+        }
+    })?;
+    let mut after = before.clone();
+    if let Some(from) = change.active_from {
+        after.active_from = from.map(|m| m.resolve(tz));
+    }
+    if let Some(until) = change.active_until {
+        after.active_until = until.map(|m| m.resolve(tz));
+    }
+    if let Some(licensed) = change.licensed {
+        after.licensed = licensed;
+    }
+    check_range(after.active_from, after.active_until)?;
+    if after == before {
+        return Ok(Changed::Unchanged(before));
+    }
+    if after.licensed && !before.licensed {
+        require_seat(&tx, tenant, employee, &terms).await?;
+    }
+    let sql = format!(
+        "UPDATE employees SET active_from = COALESCE($3, '-infinity'::timestamptz),
+             active_until = $4, licensed = $5, updated_at = now()
+         WHERE tenant_id = $1 AND employee_id = $2
+         RETURNING {}",
+        Employee::COLUMNS
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[
+                &tenant.as_str(),
+                &employee.as_str(),
+                &after.active_from,
+                &after.active_until,
+                &after.licensed,
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(Changed::Updated {
+        before,
+        after: Employee::from_row(&row),
+    })
+}
+
+/// The employees of `tenant`, sorted by id; an unknown tenant is an error.
+pub async fn list_employees(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+) -> Result<Vec<Employee>, LicenceError> {
+    if client
+        .query_opt(
+            "SELECT 1 FROM tenants WHERE tenant_id = $1",
+            &[&tenant.as_str()],
+        )
+        .await?
+        .is_none()
+    {
+        return Err(LicenceError::TenantNotFound(tenant.clone()));
+    }
+    let sql = format!(
+        "SELECT {} FROM employees WHERE tenant_id = $1 ORDER BY employee_id",
+        Employee::COLUMNS
+    );
+    Ok(client
+        .query(&sql, &[&tenant.as_str()])
+        .await?
+        .iter()
+        .map(Employee::from_row)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_are_instants_or_local_midnights() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        let at = Moment::parse("2020-12-04T09:00:00+09:00").expect("rfc3339");
+        assert_eq!(at.resolve(tokyo).to_rfc3339(), "2020-12-04T00:00:00+00:00");
+        let date = Moment::parse("2020-12-04").expect("date");
+        assert_eq!(
+            date.resolve(tokyo).to_rfc3339(),
+            "2020-12-03T15:00:00+00:00"
+        );
+        assert!(Moment::parse("2020-13-01").is_err());
+        assert!(Moment::parse("tomorrow").is_err());
+        // Midnight that does not exist (Sao Paulo 2018-11-04 jumped 00:00 -> 01:00).
+        let sp = chrono_tz::America::Sao_Paulo;
+        let gap = Moment::parse("2018-11-04").expect("date").resolve(sp);
+        assert_eq!(gap.to_rfc3339(), "2018-11-04T03:00:00+00:00");
+    }
+}
