@@ -1,17 +1,9 @@
-//! `punchctl tenant` and `punchctl device`: tenants and devices live in
-//! [`dakoku_store::master`] (re-exported here for the tools and tests that use this path); what
-//! stays is the device token, which needs the acceptor's signing keys.
+//! Device tokens for `punchctl device add`: signed with the acceptor's keys, valid for a bounded
+//! number of days. Pure (no Postgres): the device is registered in `dakoku_store::master` first.
 
 use chrono::{DateTime, Utc};
 use dakoku_ingest_api::token::{DeviceClaims, KeyError, TokenKeys};
 use dakoku_schemas::{DeviceId, TenantId};
-
-pub use dakoku_store::master::devices::{Device, Revoked, add_device, list_devices, revoke_device};
-pub use dakoku_store::master::outcome::{Added, Difference};
-pub use dakoku_store::master::tenants::{
-    DEFAULT_DAY_CHANGE, DEFAULT_TIME_ZONE, MAX_NAME_CHARS, MasterError, NewTenant, Tenant,
-    TenantAdded, add_tenant, list_tenants, master_data_version, parse_day_change, parse_time_zone,
-};
 
 /// Longest token validity `device add` issues, in days (ten years).
 pub const MAX_VALID_DAYS: u32 = 3650;
@@ -41,7 +33,8 @@ pub struct IssuedToken {
 
 /// Mints a token for `tenant`/`device` valid for `valid_days` days from `now`.
 ///
-/// Pure: does not check the device in Postgres; [`add_device`] does that first.
+/// Pure: does not check the device in Postgres; `dakoku_store::master::add_device` does that
+/// first.
 pub fn issue_token(
     keys: &TokenKeys,
     tenant: &TenantId,
