@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use clap::Subcommand;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
-use dakoku_store::master::employees::{self, EmployeeChange, Moment, NewEmployee};
+use dakoku_store::master::employees::{self, Employee, EmployeeChange, Moment, NewEmployee};
 use dakoku_store::master::licences::LicenceError;
 use dakoku_store::master::outcome::{Added, Changed};
 
@@ -129,28 +129,7 @@ pub async fn run(
                 licensed,
             };
             let (added, stored) = employees::add_employee(&mut client, &new).await?;
-            writeln!(
-                out,
-                "employee {}/{}: {} (card {}, active {} to {}, {})",
-                stored.tenant,
-                stored.employee,
-                added,
-                stored.card,
-                stored.active_from_text(),
-                stored.active_until_text(),
-                if stored.licensed {
-                    "licensed"
-                } else {
-                    "not licensed"
-                }
-            )?;
-            if added == Added::Created {
-                writeln!(
-                    out,
-                    "punches rejected before this change are judged again by `punchctl recheck --tenant {}`",
-                    stored.tenant
-                )?;
-            }
+            write_added(out, added, &stored)?;
         }
         EmployeeCommand::Set {
             tenant,
@@ -182,36 +161,76 @@ pub async fn run(
         }
         EmployeeCommand::List { tenant } => {
             let employees = employees::list_employees(&client, &tenant).await?;
-            if employees.is_empty() {
-                writeln!(out, "no employees for tenant {tenant}")?;
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = employees
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.employee.to_string(),
-                        e.card.to_string(),
-                        e.active_from_text(),
-                        e.active_until_text(),
-                        if e.licensed { "yes" } else { "no" }.to_owned(),
-                        e.name.clone(),
-                    ]
-                })
-                .collect();
-            write_table(
-                out,
-                &[
-                    "EMPLOYEE",
-                    "CARD",
-                    "ACTIVE FROM",
-                    "ACTIVE UNTIL",
-                    "LICENSED",
-                    "NAME",
-                ],
-                &rows,
-            )?;
+            write_list(out, &tenant, &employees)?;
         }
     }
     Ok(())
+}
+
+/// What `employee add` did, and how to recheck earlier rejections after a new employee.
+fn write_added(
+    out: &mut (dyn Write + Send),
+    added: Added,
+    stored: &Employee,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "employee {}/{}: {} (card {}, active {} to {}, {})",
+        stored.tenant,
+        stored.employee,
+        added,
+        stored.card,
+        stored.active_from_text(),
+        stored.active_until_text(),
+        if stored.licensed {
+            "licensed"
+        } else {
+            "not licensed"
+        }
+    )?;
+    if added == Added::Created {
+        writeln!(
+            out,
+            "punches rejected before this change are judged again by `punchctl recheck --tenant {}`",
+            stored.tenant
+        )?;
+    }
+    Ok(())
+}
+
+/// A tenant's employees as a table.
+fn write_list(
+    out: &mut (dyn Write + Send),
+    tenant: &TenantId,
+    employees: &[Employee],
+) -> std::io::Result<()> {
+    if employees.is_empty() {
+        writeln!(out, "no employees for tenant {tenant}")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = employees
+        .iter()
+        .map(|e| {
+            vec![
+                e.employee.to_string(),
+                e.card.to_string(),
+                e.active_from_text(),
+                e.active_until_text(),
+                if e.licensed { "yes" } else { "no" }.to_owned(),
+                e.name.clone(),
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        &[
+            "EMPLOYEE",
+            "CARD",
+            "ACTIVE FROM",
+            "ACTIVE UNTIL",
+            "LICENSED",
+            "NAME",
+        ],
+        &rows,
+    )
 }

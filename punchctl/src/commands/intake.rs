@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 use dakoku_schemas::{GroupId, TenantId};
-use dakoku_store::master::pauses::{self, PauseTarget, Paused};
+use dakoku_store::master::pauses::{self, Pause, PauseTarget, Paused};
 
 use crate::output::{human_duration, timestamp, write_table};
 
@@ -78,42 +78,15 @@ pub async fn run(
             reason,
         } => {
             let target = target.target()?;
-            match pauses::pause(
+            let paused = pauses::pause(
                 &mut client,
                 &target,
                 retry_after,
                 reason.as_deref(),
                 &operator(),
             )
-            .await?
-            {
-                Paused::New(p) => writeln!(
-                    out,
-                    "paused {target}: recorders get 503 with Retry-After {}s{}",
-                    p.retry_after_seconds,
-                    reason_note(&p.reason)
-                )?,
-                Paused::Updated { before, after } => writeln!(
-                    out,
-                    "updated pause of {target}: Retry-After {}s -> {}s{}; paused since {} by {}",
-                    before.retry_after_seconds,
-                    after.retry_after_seconds,
-                    if before.reason == after.reason {
-                        String::new()
-                    } else {
-                        format!(", reason {:?} -> {:?}", before.reason, after.reason)
-                    },
-                    timestamp(after.paused_at),
-                    after.paused_by
-                )?,
-                Paused::Unchanged(p) => writeln!(
-                    out,
-                    "{target}: unchanged, already paused with Retry-After {}s since {} by {}",
-                    p.retry_after_seconds,
-                    timestamp(p.paused_at),
-                    p.paused_by
-                )?,
-            }
+            .await?;
+            write_paused(out, &target, &paused)?;
         }
         IntakeCommand::Resume { target } => {
             let target = target.target()?;
@@ -129,35 +102,76 @@ pub async fn run(
         }
         IntakeCommand::Status => {
             let pauses = pauses::status(&client).await?;
-            if pauses.is_empty() {
-                writeln!(out, "no pauses")?;
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = pauses
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.scope.to_string(),
-                        p.target.clone(),
-                        format!("{}s", p.retry_after_seconds),
-                        format!(
-                            "{} ({} ago)",
-                            timestamp(p.paused_at),
-                            human_duration(p.paused_for)
-                        ),
-                        p.paused_by.clone(),
-                        p.reason.clone(),
-                    ]
-                })
-                .collect();
-            write_table(
-                out,
-                &["SCOPE", "TARGET", "RETRY-AFTER", "SINCE", "BY", "REASON"],
-                &rows,
-            )?;
+            write_status(out, &pauses)?;
         }
     }
     Ok(())
+}
+
+/// What `intake pause` did, in a sentence.
+fn write_paused(
+    out: &mut (dyn Write + Send),
+    target: &PauseTarget,
+    paused: &Paused,
+) -> std::io::Result<()> {
+    match paused {
+        Paused::New(p) => writeln!(
+            out,
+            "paused {target}: recorders get 503 with Retry-After {}s{}",
+            p.retry_after_seconds,
+            reason_note(&p.reason)
+        ),
+        Paused::Updated { before, after } => writeln!(
+            out,
+            "updated pause of {target}: Retry-After {}s -> {}s{}; paused since {} by {}",
+            before.retry_after_seconds,
+            after.retry_after_seconds,
+            if before.reason == after.reason {
+                String::new()
+            } else {
+                format!(", reason {:?} -> {:?}", before.reason, after.reason)
+            },
+            timestamp(after.paused_at),
+            after.paused_by
+        ),
+        Paused::Unchanged(p) => writeln!(
+            out,
+            "{target}: unchanged, already paused with Retry-After {}s since {} by {}",
+            p.retry_after_seconds,
+            timestamp(p.paused_at),
+            p.paused_by
+        ),
+    }
+}
+
+/// Every pause as a table, or "no pauses".
+fn write_status(out: &mut (dyn Write + Send), pauses: &[Pause]) -> std::io::Result<()> {
+    if pauses.is_empty() {
+        writeln!(out, "no pauses")?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = pauses
+        .iter()
+        .map(|p| {
+            vec![
+                p.scope.to_string(),
+                p.target.clone(),
+                format!("{}s", p.retry_after_seconds),
+                format!(
+                    "{} ({} ago)",
+                    timestamp(p.paused_at),
+                    human_duration(p.paused_for)
+                ),
+                p.paused_by.clone(),
+                p.reason.clone(),
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        &["SCOPE", "TARGET", "RETRY-AFTER", "SINCE", "BY", "REASON"],
+        &rows,
+    )
 }
 
 fn reason_note(reason: &str) -> String {

@@ -132,6 +132,7 @@ fn write_dry_run(summary: &mut Summary, plan: &Plan) {
     summary.line("dry run", "nothing changed");
 }
 
+/// What the rebuild did: rows cleared, records replayed, punches and days.
 fn write_done(summary: &mut Summary, plan: &Plan, done: &Executed, group: &GroupId) {
     let (cleared, replayed, recomputed) = (&done.cleared, &done.replayed, &done.recomputed);
     summary.line(
@@ -185,6 +186,12 @@ fn write_done(summary: &mut Summary, plan: &Plan, done: &Executed, group: &Group
             plan.rows.days
         ),
     );
+    write_after(summary, plan, done, group);
+}
+
+/// What happens next: days changed elsewhere, what gets published, where the service resumes.
+fn write_after(summary: &mut Summary, plan: &Plan, done: &Executed, group: &GroupId) {
+    let (c, recomputed) = (&done.replayed.counts, &done.recomputed);
     if c.days_changed > 0 {
         summary.line(
             "other tenants",

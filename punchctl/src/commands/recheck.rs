@@ -78,6 +78,13 @@ pub async fn run(
         None => format!("group {group}"),
     };
     report.set_title(format!("recheck of {scope}"));
+    summarise(&mut report, &summary, args.dry_run, &group);
+    report.write(out)?;
+    Ok(summary)
+}
+
+/// The summary's lines: what was scanned, what stays rejected, what is (or would be) accepted.
+fn summarise(report: &mut Summary, summary: &RecheckSummary, dry_run: bool, group: &GroupId) {
     report.line("master-data version", summary.master_data_version);
     report.line(
         "scanned",
@@ -107,7 +114,7 @@ pub async fn run(
             still.join(", ")
         },
     );
-    if args.dry_run {
+    if dry_run {
         report.line(
             "now accepted",
             format!("{} (dry run: nothing published)", summary.now_accepted),
@@ -132,6 +139,4 @@ pub async fn run(
             ),
         );
     }
-    report.write(out)?;
-    Ok(summary)
 }
