@@ -22,7 +22,7 @@
 //! this stage has kept it waiting).
 //!
 //! The Kafka helpers here (topic partitions, watermarks, committed offsets) are shared with
-//! [`crate::ops::audit`], which needs the same positions to bound what it may call missing.
+//! the audit (`ops::audit`), which needs the same positions to bound what it may call missing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

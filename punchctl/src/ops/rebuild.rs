@@ -28,6 +28,7 @@ use dakoku_attendance::rebuild::{
     self, Finished, Plan, Rebuild, RebuildRequest, Recomputed, Replayed, Scope, ScopeRows,
 };
 use dakoku_schemas::{GroupId, TenantId};
+use dakoku_store::master::tenants::{MasterError, find_tenant};
 
 use crate::ops::replay::{self, ConsumerKind, ReplayError};
 use crate::progress::Bar;
@@ -59,8 +60,8 @@ pub enum RebuildError {
     #[error(transparent)]
     Rebuild(#[from] rebuild::RebuildError),
     /// Postgres failed while looking up the tenant.
-    #[error("Postgres: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Master(#[from] MasterError),
     /// Connecting to Postgres failed.
     #[error(transparent)]
     Connect(#[from] dakoku_store::StoreError),
@@ -200,16 +201,8 @@ pub async fn execute(
 
 async fn tenant_group(database_url: &str, tenant: &TenantId) -> Result<GroupId, RebuildError> {
     let client = dakoku_store::connect(database_url).await?;
-    let row = client
-        .query_opt(
-            "SELECT group_id FROM tenants WHERE tenant_id = $1",
-            &[&tenant.as_str()],
-        )
-        .await?;
-    let group: String = row
-        .map(|r| r.get(0))
-        .ok_or_else(|| RebuildError::UnknownTenant(tenant.clone()))?;
-    group
-        .parse()
-        .map_err(|_| RebuildError::UnknownTenant(tenant.clone()))
+    find_tenant(&client, tenant)
+        .await?
+        .map(|stored| stored.group)
+        .ok_or_else(|| RebuildError::UnknownTenant(tenant.clone()))
 }

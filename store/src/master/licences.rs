@@ -1,10 +1,10 @@
 //! Each tenant's licence (seats and the work dates it is valid on) and the seat accounting
 //! that employees' licensing is checked against, under a lock on the tenant row.
 
-use chrono::NaiveDate;
-use chrono_tz::Tz;
 use std::fmt;
 
+use chrono::NaiveDate;
+use chrono_tz::Tz;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
 use tokio_postgres::GenericClient;
 

@@ -224,7 +224,8 @@ pub struct TenantAdded {
     pub tenant: Tenant,
 }
 
-async fn tenant_row(
+/// The tenant as stored, or `None` when there is no such tenant.
+pub async fn find_tenant(
     client: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<Option<Tenant>, MasterError> {
@@ -271,7 +272,7 @@ pub async fn add_tenant(
         ..new.clone()
     };
     let tx = client.transaction().await?;
-    if let Some(stored) = tenant_row(&tx, &new.tenant).await? {
+    if let Some(stored) = find_tenant(&tx, &new.tenant).await? {
         // Dropping the transaction rolls it back; nothing was written.
         return same_or_conflict(stored, new);
     }
@@ -322,7 +323,7 @@ pub async fn add_tenant(
         None => {
             // A concurrent add won the race and has committed (ON CONFLICT waited for it);
             // compare with what it stored and roll our group insert back.
-            let stored = tenant_row(&tx, &new.tenant)
+            let stored = find_tenant(&tx, &new.tenant)
                 .await?
                 .ok_or_else(|| MasterError::TenantNotFound(new.tenant.clone()))?;
             same_or_conflict(stored, new)

@@ -3,6 +3,7 @@
 //! streamed day by day), Kafka's checked and raw topics `read_committed` up to their ends.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use dakoku_attendance::rules;
 use dakoku_schemas::{
@@ -10,7 +11,6 @@ use dakoku_schemas::{
 };
 use dakoku_service::scan::{OnRecord, scan_range};
 use rdkafka::consumer::BaseConsumer;
-use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
