@@ -234,3 +234,20 @@ fn write_list(
         &rows,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_a_moment_or_their_own_word_for_unbounded() {
+        assert_eq!("always".parse::<ActiveFrom>().ok(), Some(ActiveFrom(None)));
+        assert_eq!("open".parse::<ActiveUntil>().ok(), Some(ActiveUntil(None)));
+        assert!("open".parse::<ActiveFrom>().is_err());
+        assert!("always".parse::<ActiveUntil>().is_err());
+        let date = "2020-12-04".parse::<ActiveUntil>().expect("date");
+        assert_eq!(date.0, "2020-12-04".parse::<Moment>().ok());
+        let error = "tomorrow".parse::<ActiveFrom>().expect_err("not a time");
+        assert!(error.to_string().contains("is not a time"), "{error}");
+    }
+}
