@@ -13,7 +13,7 @@
 //!    covered a raw record raises that record's bound by one. **Unexpected**: verdicts of a
 //!    punch that has no raw record.
 //! 2. **checked -> Postgres** (attendance). The verdict that counts is the latest by
-//!    [`VerdictKey`] (master-data version, `checked_at`, a rejection wins a tie), exactly as
+//!    [`VerdictKey`](dakoku_schemas::VerdictKey) (master-data version, `checked_at`, a rejection wins a tie), exactly as
 //!    the consumer decides (verdicts it set aside as conflicts, `punch_conflicts`, and accepted
 //!    verdicts naming no employee, which it quarantines, are left out the same way). **Missing**:
 //!    the latest verdict is accepted but the punch is not in `punches`, or is `withdrawn`.
@@ -24,7 +24,7 @@
 //!    make a literal copy impossible; a copy under another seq is what can happen).
 //! 3. **attendance days**. Every `attendance_days` row in scope, and every day with counting
 //!    punches, is recomputed from the stored, non-withdrawn punches with the pure rules
-//!    ([`rules::compute_day`], tenant time zone from master data); a day whose figures differ
+//!    ([`rules::compute_day`](dakoku_attendance::rules::compute_day), tenant time zone from master data); a day whose figures differ
 //!    (minutes, first in / last out, `punch_count`, anomalies, `double_taps`) is reported with
 //!    both figures. Equal figures also prove the V4 invariant *stored counting punches =
 //!    punch_count + double_taps*.
@@ -49,8 +49,8 @@
 //! days.
 //!
 //! # Layout
-//! Three stages over shared data: [`collect`] reads the Postgres snapshot and the log into
-//! [`model`]'s per-punch entries; [`compare`] (pure) judges them into [`findings`]; [`report`]
+//! Three stages over shared data: `collect` reads the Postgres snapshot and the log into
+//! `model`'s per-punch entries; `compare` (pure) judges them into [`findings`]; [`report`]
 //! writes the text and gives the exit status. [`run`](run()) drives one audit; [`request`] is
 //! what is asked and how it fails.
 
