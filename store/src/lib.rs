@@ -8,11 +8,15 @@
 //! - [`migrate`]: the embedded SQL migrations (`store/migrations/V*__*.sql`) and the runner,
 //!   serialised across processes by an advisory lock.
 //! - [`connect`]: single connections and pools built from a `DATABASE_URL`.
+//! - [`master`]: master data (tenants, devices, employees, licences, intake pauses) read and
+//!   written through typed functions; `master/{tenants, devices, employees, licences, pauses,
+//!   outcome}`.
 //! - [`snapshot`]: an in-memory master-data snapshot kept current by LISTEN/NOTIFY.
 //! - [`scratch`](ScratchDatabase): throw-away databases for tests, benchmarks and storm runs
 //!   ([`with_database`] for their URL, [`drop_database`] waiting out autovacuum).
 
 mod connect;
+pub mod master;
 mod migrate;
 mod scratch;
 pub mod snapshot;

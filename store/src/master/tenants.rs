@@ -1,21 +1,17 @@
-//! `punchctl tenant` and `punchctl device`: master data in Postgres (CONTRACT §3, §5).
+//! Tenants and their groups: add (idempotent, conflicts named), list, and the master-data
+//! version every change bumps (CONTRACT §3, §4).
 //!
-//! Every function takes a Postgres client (or transaction) and returns typed results, so the
-//! CLI, tests and later services share the same code. Writes are idempotent and never silent:
-//! adding what exists with the same values reports [`Added::Unchanged`] and writes nothing
-//! (so `master_data_version` is not bumped and acceptors do not reload for nothing); adding
-//! with different values is refused with the differing fields named.
-//!
-//! Every change bumps `master_data_version` and notifies `dakoku_master_data` through the
-//! triggers of the `V1` migration; acceptors and licence-check reload their snapshots from that.
-
-use std::fmt;
+//! Writes are idempotent and never silent: adding what exists with the same values reports
+//! [`Added::Unchanged`] and writes nothing (so `master_data_version` is not bumped and acceptors
+//! do not reload for nothing); adding with different values is refused with the differing
+//! fields named.
 
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use dakoku_ingest_api::token::{DeviceClaims, KeyError, TokenKeys};
 use dakoku_schemas::{DeviceId, GroupId, TenantId};
 use tokio_postgres::{GenericClient, Row};
+
+use super::outcome::{Added, Difference};
 
 /// The contract's default tenant time zone (CONTRACT §4).
 pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Asia::Tokyo;
@@ -24,8 +20,6 @@ pub const DEFAULT_DAY_CHANGE: NaiveTime = match NaiveTime::from_hms_opt(5, 0, 0)
     Some(time) => time,
     None => panic!("05:00 is a valid time"),
 };
-/// Longest token validity `device add` issues, in days (ten years).
-pub const MAX_VALID_DAYS: u32 = 3650;
 /// Longest tenant display name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
@@ -92,58 +86,12 @@ pub enum MasterError {
         /// The device.
         device: DeviceId,
     },
-    /// The token validity is outside 1 to [`MAX_VALID_DAYS`] days.
-    #[error("token validity must be 1 to {MAX_VALID_DAYS} days, got {0}")]
-    InvalidValidity(u32),
-    /// The token keys (`--token-keys` / `DAKOKU_TOKEN_KEYS`) are missing or malformed. Set them
-    /// to the acceptor's keys (`eval "$(scripts/stack env)"` locally).
-    #[error(transparent)]
-    TokenKeys(#[from] KeyError),
     /// Postgres refused or failed a query. Check that the server is up (`scripts/stack status`)
     /// and the schema migrated (`punchctl db migrate`).
     #[error(
         "Postgres query failed: {0}; is the server up (`scripts/stack status`) and the schema migrated (`punchctl db migrate`)?"
     )]
     Db(#[from] tokio_postgres::Error),
-}
-
-/// One field whose stored value differs from the one given to an `add`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Difference {
-    /// The field's name as the CLI flag calls it (`name`, `group`, `time-zone`, `day-change`).
-    pub field: &'static str,
-    /// The value in Postgres.
-    pub stored: String,
-    /// The value given.
-    pub given: String,
-}
-
-impl fmt::Display for Difference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} is {:?} (given {:?})",
-            self.field, self.stored, self.given
-        )
-    }
-}
-
-/// What an idempotent `add` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
-    /// Inserted now.
-    Created,
-    /// It existed with the same values; nothing was written.
-    Unchanged,
-}
-
-impl fmt::Display for Added {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Created => "created",
-            Self::Unchanged => "unchanged",
-        })
-    }
 }
 
 /// Parses an IANA time zone name (`Asia/Tokyo`), suggesting the right case when only that is off.
@@ -276,7 +224,8 @@ pub struct TenantAdded {
     pub tenant: Tenant,
 }
 
-async fn tenant_row(
+/// The tenant as stored, or `None` when there is no such tenant.
+pub async fn find_tenant(
     client: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<Option<Tenant>, MasterError> {
@@ -323,7 +272,7 @@ pub async fn add_tenant(
         ..new.clone()
     };
     let tx = client.transaction().await?;
-    if let Some(stored) = tenant_row(&tx, &new.tenant).await? {
+    if let Some(stored) = find_tenant(&tx, &new.tenant).await? {
         // Dropping the transaction rolls it back; nothing was written.
         return same_or_conflict(stored, new);
     }
@@ -374,7 +323,7 @@ pub async fn add_tenant(
         None => {
             // A concurrent add won the race and has committed (ON CONFLICT waited for it);
             // compare with what it stored and roll our group insert back.
-            let stored = tenant_row(&tx, &new.tenant)
+            let stored = find_tenant(&tx, &new.tenant)
                 .await?
                 .ok_or_else(|| MasterError::TenantNotFound(new.tenant.clone()))?;
             same_or_conflict(stored, new)
@@ -399,238 +348,6 @@ pub async fn list_tenants(
         .iter()
         .map(Tenant::from_row)
         .collect())
-}
-
-/// A device as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    /// The tenant that owns it.
-    pub tenant: TenantId,
-    /// The device id.
-    pub device: DeviceId,
-    /// Free text; `device revoke --reason` appends `[revoked: <reason>]`.
-    pub description: String,
-    /// When it was registered.
-    pub created_at: DateTime<Utc>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl Device {
-    const COLUMNS: &'static str = "tenant_id, device_id, description, created_at, revoked_at";
-
-    fn from_row(row: &Row) -> Self {
-        Self {
-            tenant: TenantId::try_from(row.get::<_, String>(0))
-                .expect("devices.tenant_id references a valid tenant id"),
-            device: DeviceId::try_from(row.get::<_, String>(1))
-                .expect("devices.device_id CHECK matches DeviceId"),
-            description: row.get(2),
-            created_at: row.get(3),
-            revoked_at: row.get(4),
-        }
-    }
-}
-
-async fn device_row(
-    client: &impl GenericClient,
-    tenant: &TenantId,
-    device: &DeviceId,
-) -> Result<Option<Device>, MasterError> {
-    let sql = format!(
-        "SELECT {} FROM devices WHERE tenant_id = $1 AND device_id = $2",
-        Device::COLUMNS
-    );
-    Ok(client
-        .query_opt(&sql, &[&tenant.as_str(), &device.as_str()])
-        .await?
-        .map(|row| Device::from_row(&row)))
-}
-
-async fn require_tenant(client: &impl GenericClient, tenant: &TenantId) -> Result<(), MasterError> {
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM tenants WHERE tenant_id = $1",
-            &[&tenant.as_str()],
-        )
-        .await?
-        .is_some();
-    if exists {
-        Ok(())
-    } else {
-        Err(MasterError::TenantNotFound(tenant.clone()))
-    }
-}
-
-fn live_or_revoked(device: Device, outcome: Added) -> Result<(Added, Device), MasterError> {
-    match device.revoked_at {
-        Some(revoked_at) => Err(MasterError::DeviceRevoked {
-            tenant: device.tenant,
-            device: device.device,
-            revoked_at,
-        }),
-        None => Ok((outcome, device)),
-    }
-}
-
-/// Registers `device` for `tenant`.
-///
-/// Idempotent for a live device ([`Added::Unchanged`], nothing written); a revoked device is
-/// refused ([`MasterError::DeviceRevoked`]), an unknown tenant too ([`MasterError::TenantNotFound`]).
-pub async fn add_device(
-    client: &impl GenericClient,
-    tenant: &TenantId,
-    device: &DeviceId,
-) -> Result<(Added, Device), MasterError> {
-    if let Some(stored) = device_row(client, tenant, device).await? {
-        return live_or_revoked(stored, Added::Unchanged);
-    }
-    require_tenant(client, tenant).await?;
-    let sql = format!(
-        "INSERT INTO devices (tenant_id, device_id) VALUES ($1, $2)
-         ON CONFLICT (tenant_id, device_id) DO NOTHING
-         RETURNING {}",
-        Device::COLUMNS
-    );
-    let inserted = client
-        .query_opt(&sql, &[&tenant.as_str(), &device.as_str()])
-        .await
-        .map_err(|e| {
-            // The tenant vanished between the check and the insert (foreign key).
-            if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
-                MasterError::TenantNotFound(tenant.clone())
-            } else {
-                MasterError::Db(e)
-            }
-        })?;
-    match inserted {
-        Some(row) => Ok((Added::Created, Device::from_row(&row))),
-        // A concurrent add inserted it first; judge what it stored.
-        None => {
-            let stored = device_row(client, tenant, device).await?.ok_or_else(|| {
-                MasterError::DeviceNotFound {
-                    tenant: tenant.clone(),
-                    device: device.clone(),
-                }
-            })?;
-            live_or_revoked(stored, Added::Unchanged)
-        }
-    }
-}
-
-/// What [`revoke_device`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revoked {
-    /// Revoked now.
-    Now(Device),
-    /// It had been revoked before (left unchanged, its `revoked_at` kept).
-    Already(Device),
-}
-
-impl Revoked {
-    /// The device as stored after the call.
-    pub fn device(&self) -> &Device {
-        match self {
-            Self::Now(device) | Self::Already(device) => device,
-        }
-    }
-}
-
-/// Revokes a device: its tokens are refused (`403`) once acceptors have reloaded master data.
-///
-/// Idempotent: a device revoked before stays as it was ([`Revoked::Already`]). The schema has no
-/// reason column, so a non-empty `reason` is appended to the description as `[revoked: ...]`.
-pub async fn revoke_device(
-    client: &impl GenericClient,
-    tenant: &TenantId,
-    device: &DeviceId,
-    reason: &str,
-) -> Result<Revoked, MasterError> {
-    let not_found = || MasterError::DeviceNotFound {
-        tenant: tenant.clone(),
-        device: device.clone(),
-    };
-    let stored = device_row(client, tenant, device)
-        .await?
-        .ok_or_else(not_found)?;
-    if stored.revoked_at.is_some() {
-        return Ok(Revoked::Already(stored));
-    }
-    let sql = format!(
-        "UPDATE devices SET revoked_at = now(),
-             description = CASE WHEN $3 = '' THEN description
-                                ELSE ltrim(description || ' [revoked: ' || $3 || ']') END
-         WHERE tenant_id = $1 AND device_id = $2 AND revoked_at IS NULL
-         RETURNING {}",
-        Device::COLUMNS
-    );
-    let reason = reason.trim();
-    match client
-        .query_opt(&sql, &[&tenant.as_str(), &device.as_str(), &reason])
-        .await?
-    {
-        Some(row) => Ok(Revoked::Now(Device::from_row(&row))),
-        // Revoked concurrently between our read and our update.
-        None => Ok(Revoked::Already(
-            device_row(client, tenant, device)
-                .await?
-                .ok_or_else(not_found)?,
-        )),
-    }
-}
-
-/// The devices of `tenant`, sorted by id; an unknown tenant is an error, not an empty list.
-pub async fn list_devices(
-    client: &impl GenericClient,
-    tenant: &TenantId,
-) -> Result<Vec<Device>, MasterError> {
-    require_tenant(client, tenant).await?;
-    let sql = format!(
-        "SELECT {} FROM devices WHERE tenant_id = $1 ORDER BY device_id",
-        Device::COLUMNS
-    );
-    Ok(client
-        .query(&sql, &[&tenant.as_str()])
-        .await?
-        .iter()
-        .map(Device::from_row)
-        .collect())
-}
-
-/// A freshly minted device token and what it says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedToken {
-    /// The bearer token for the recorder (`Authorization: Bearer <token>`).
-    pub token: String,
-    /// Its claims (tenant, device, expiry).
-    pub claims: DeviceClaims,
-    /// The key id it is signed with.
-    pub key_id: String,
-}
-
-/// Mints a token for `tenant`/`device` valid for `valid_days` days from `now`.
-///
-/// Pure: does not check the device in Postgres; [`add_device`] does that first.
-pub fn issue_token(
-    keys: &TokenKeys,
-    tenant: &TenantId,
-    device: &DeviceId,
-    valid_days: u32,
-    now: DateTime<Utc>,
-) -> Result<IssuedToken, MasterError> {
-    if !(1..=MAX_VALID_DAYS).contains(&valid_days) {
-        return Err(MasterError::InvalidValidity(valid_days));
-    }
-    let claims = DeviceClaims {
-        tenant: tenant.clone(),
-        device: device.clone(),
-        expires_at: now.timestamp() + i64::from(valid_days) * 86_400,
-    };
-    Ok(IssuedToken {
-        token: keys.mint(&claims),
-        claims,
-        key_id: keys.signing_key_id().to_owned(),
-    })
 }
 
 /// The current master-data version (bumped by every change; snapshots record it).
@@ -698,19 +415,5 @@ mod tests {
         };
         let fields: Vec<&str> = stored.differences(&given).iter().map(|d| d.field).collect();
         assert_eq!(fields, ["group", "day-change"]);
-    }
-
-    #[test]
-    fn token_validity_is_bounded() {
-        let keys = TokenKeys::parse(&TokenKeys::generate_entry("t")).expect("keys");
-        let tenant: TenantId = "acme".parse().expect("tenant");
-        let device: DeviceId = "PT-1".parse().expect("device");
-        let now = DateTime::<Utc>::UNIX_EPOCH;
-        let issued = issue_token(&keys, &tenant, &device, 2, now).expect("issued");
-        assert_eq!(issued.claims.expires_at, 2 * 86_400);
-        assert_eq!(keys.verify(&issued.token, 0).ok(), Some(issued.claims));
-        for bad in [0, MAX_VALID_DAYS + 1] {
-            assert!(issue_token(&keys, &tenant, &device, bad, now).is_err());
-        }
     }
 }

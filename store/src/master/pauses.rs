@@ -1,12 +1,9 @@
-//! `punchctl intake`: operator pauses of punch intake for a group, a tenant or a device.
+//! Operator pauses of punch intake for a group, a tenant or a device (`intake_pauses`).
 //!
-//! A pause is a row of `intake_pauses`; the acceptor sees it through its master-data snapshot
-//! (reloaded on `NOTIFY dakoku_master_data`, which the table's trigger sends) and answers the
-//! paused recorders `503` with the pause's `Retry-After` (CONTRACT §1). Nothing is lost: the
-//! recorders keep their punches and resend after the pause.
-//!
-//! Writes happen only when something changes, so a repeated command does not bump
-//! `master_data_version` (the triggers fire per statement, even for no-ops).
+//! The acceptor sees a pause through its master-data snapshot (reloaded on `NOTIFY
+//! dakoku_master_data`, which the table's trigger sends) and answers the paused recorders `503`
+//! with the pause's `Retry-After` (CONTRACT §1). Writes happen only when something changes, so a
+//! repeated command does not bump `master_data_version` (the triggers fire per statement).
 
 use std::fmt;
 use std::str::FromStr;
@@ -367,17 +364,6 @@ pub async fn status(client: &impl GenericClient) -> Result<Vec<Pause>, IntakeErr
         .collect())
 }
 
-/// `d` as a short human duration: `42s`, `5m 3s`, `3h 12m`, `2d 4h`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3_600 => format!("{}m {}s", s / 60, s % 60),
-        3_600..86_400 => format!("{}h {}m", s / 3_600, s % 3_600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3_600),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,20 +377,6 @@ mod tests {
             let error = PauseTarget::parse_device(bad).expect_err(bad);
             assert!(error.to_string().contains("<tenant>/<device>"), "{error}");
         }
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_secs(42)), "42s");
-        assert_eq!(human_duration(Duration::from_secs(303)), "5m 3s");
-        assert_eq!(
-            human_duration(Duration::from_secs(3 * 3600 + 720)),
-            "3h 12m"
-        );
-        assert_eq!(
-            human_duration(Duration::from_secs(2 * 86_400 + 4 * 3600)),
-            "2d 4h"
-        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `punchctl lag`: how far each Dakoku consumer is behind its input, per tenant group and
+//! The measurement behind `punchctl lag`: how far each Dakoku consumer is behind its input, per tenant group and
 //! partition, and how long the oldest unprocessed record has been waiting.
 //!
 //! Two consumers per tenant group (DESIGN "Isolation and scale"):
@@ -22,16 +22,13 @@
 //! this stage has kept it waiting).
 //!
 //! The Kafka helpers here (topic partitions, watermarks, committed offsets) are shared with
-//! [`crate::audit`], which needs the same positions to bound what it may call missing.
+//! the audit (`ops::audit`), which needs the same positions to bound what it may call missing.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use clap::Args;
-use dakoku_schemas::{GroupId, Topic};
+use chrono::{DateTime, Utc};
+use dakoku_schemas::{ConsumerGroup, GroupId, Topic};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -185,7 +182,7 @@ pub(crate) async fn attendance_positions(
             "SELECT partition, next_offset FROM consumer_offsets \
              WHERE consumer_group = $1 AND topic = $2",
             &[
-                &dakoku_attendance::store::consumer_group(group),
+                &ConsumerGroup::Attendance(group.clone()).name(),
                 &Topic::Checked(group.clone()).name(),
             ],
         )
@@ -362,11 +359,11 @@ fn measure_kafka(
             let (topic, consumer_group) = match stage {
                 Stage::LicenceCheck => (
                     Topic::Raw(group.clone()).name(),
-                    dakoku_licence_check::Config::consumer_group(&group),
+                    ConsumerGroup::LicenceCheck(group.clone()).name(),
                 ),
                 Stage::Attendance => (
                     Topic::Checked(group.clone()).name(),
-                    dakoku_attendance::store::consumer_group(&group),
+                    ConsumerGroup::Attendance(group.clone()).name(),
                 ),
             };
             let ids = match partitions(&metadata, &topic, timeout) {
@@ -518,71 +515,6 @@ fn caught_up(rows: &mut [PartitionLag], partition: i32) {
     }
 }
 
-/// `punchctl lag` flags.
-#[derive(Debug, Clone, Args)]
-pub struct LagArgs {
-    /// Only this tenant group; repeat for several. Default: every group in master data.
-    #[arg(long = "group", value_name = "GROUP", value_parser = parse_group)]
-    pub groups: Vec<GroupId>,
-    /// Print the report as JSON (one object) instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Exit 1 when any consumer of a group is more than this many records behind (summed over
-    /// its partitions).
-    #[arg(long, value_name = "RECORDS")]
-    pub max_lag: Option<i64>,
-    /// Exit 1 when any unprocessed record has waited longer than this many seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub max_age: Option<f64>,
-    /// Longest wait for one Kafka operation, in seconds.
-    #[arg(long, default_value_t = 10)]
-    pub timeout_secs: u64,
-}
-
-fn parse_group(s: &str) -> Result<GroupId, String> {
-    s.parse::<GroupId>().map_err(|e| e.to_string())
-}
-
-/// Runs `punchctl lag`: the report on `out`; exit 0, 1 when a threshold is exceeded, 2 when
-/// Kafka or Postgres cannot be read (the error on `err`).
-pub async fn command(
-    args: LagArgs,
-    brokers: &str,
-    database_url: &str,
-    out: &mut (dyn Write + Send),
-    err: &mut (dyn Write + Send),
-) -> anyhow::Result<ExitCode> {
-    let request = LagRequest {
-        brokers: brokers.to_owned(),
-        database_url: database_url.to_owned(),
-        groups: args.groups.clone(),
-        timeout: Duration::from_secs(args.timeout_secs.max(1)),
-    };
-    let report = match measure(&request).await {
-        Ok(report) => report,
-        Err(error) => {
-            writeln!(err, "punchctl: error: {error}")?;
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let breaches = breaches(&report, args.max_lag, args.max_age);
-    if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
-    } else {
-        write_report(&report, out)?;
-    }
-    for breach in &breaches {
-        writeln!(err, "{breach}")?;
-    }
-    let failed = breaches.len() + report.groups.iter().filter(|g| g.error.is_some()).count();
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 /// The thresholds exceeded, as sentences.
 pub fn breaches(report: &LagReport, max_lag: Option<i64>, max_age: Option<f64>) -> Vec<String> {
     let mut out = Vec::new();
@@ -601,92 +533,11 @@ pub fn breaches(report: &LagReport, max_lag: Option<i64>, max_age: Option<f64>) 
             out.push(format!(
                 "group {group}: the oldest record not yet processed by {} has waited {} (limit {max}s)",
                 consumer.consumer_group,
-                crate::intake::human_duration(Duration::from_secs_f64(age))
+                crate::output::human_duration(Duration::from_secs_f64(age))
             ));
         }
     }
     out
-}
-
-fn write_report(report: &LagReport, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
-    let mut rows = Vec::new();
-    for group in &report.groups {
-        for consumer in &group.consumers {
-            for p in &consumer.partitions {
-                rows.push(vec![
-                    group.group.to_string(),
-                    consumer.stage.as_str().to_owned(),
-                    consumer.topic.clone(),
-                    p.partition.to_string(),
-                    p.position
-                        .map_or_else(|| format!("- (from {})", p.low), |o| o.to_string()),
-                    p.high.to_string(),
-                    p.lag.to_string(),
-                    age_text(p.oldest_age_seconds, p.oldest_at),
-                ]);
-            }
-        }
-    }
-    crate::cli::write_table(
-        out,
-        &[
-            "GROUP",
-            "CONSUMER",
-            "TOPIC",
-            "PARTITION",
-            "POSITION",
-            "END",
-            "LAG",
-            "OLDEST WAITING",
-        ],
-        &rows,
-    )?;
-    writeln!(out)?;
-    for group in &report.groups {
-        if let Some(error) = &group.error {
-            writeln!(out, "group {}: {error}", group.group)?;
-            continue;
-        }
-        for consumer in &group.consumers {
-            let source = match consumer.positions_from {
-                PositionSource::Kafka => "Kafka commits",
-                PositionSource::Postgres => "Postgres consumer_offsets",
-            };
-            let state = if consumer.total_lag == 0 {
-                "caught up".to_owned()
-            } else {
-                format!(
-                    "{} behind, oldest waiting {}",
-                    consumer.total_lag,
-                    age_text(consumer.oldest_age_seconds, None)
-                )
-            };
-            writeln!(
-                out,
-                "group {}: {} ({}, positions from {source}): {state}",
-                group.group,
-                consumer.stage.as_str(),
-                consumer.consumer_group
-            )?;
-        }
-    }
-    writeln!(
-        out,
-        "measured at {}",
-        report.taken_at.to_rfc3339_opts(SecondsFormat::Secs, true)
-    )
-}
-
-fn age_text(age: Option<f64>, at: Option<DateTime<Utc>>) -> String {
-    match (age, at) {
-        (Some(age), Some(at)) => format!(
-            "{} (since {})",
-            crate::intake::human_duration(Duration::from_secs_f64(age)),
-            at.to_rfc3339_opts(SecondsFormat::Secs, true)
-        ),
-        (Some(age), None) => crate::intake::human_duration(Duration::from_secs_f64(age)),
-        _ => "-".to_owned(),
-    }
 }
 
 #[cfg(test)]

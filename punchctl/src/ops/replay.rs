@@ -1,4 +1,4 @@
-//! `punchctl replay`: move a consumer group of one tenant group back to the start of its log,
+//! The operation behind `punchctl replay`: move a consumer group of one tenant group back to the start of its log,
 //! or to a moment, so that the consumer processes those records again when it next starts
 //! (DESIGN "Recovery": replay = reset a consumer group and let idempotent consumers run).
 //!
@@ -23,43 +23,27 @@
 //!   record goes to its end (nothing to process again).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
-use clap::{Args, ValueEnum};
-use dakoku_schemas::{GroupId, Topic};
+use clap::ValueEnum;
+use dakoku_schemas::{ConsumerGroup, GroupId, Topic};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::progress::Summary;
-
-/// `punchctl replay`.
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// The consumer to replay: licence-check (raw punches -> verdicts) or attendance
-    /// (verdicts -> Postgres).
-    #[arg(long, value_enum)]
+/// What to replay: the consumer, its group and where from.
+#[derive(Debug, Clone)]
+pub struct ReplayRequest {
+    /// licence-check or attendance.
     pub consumer: ConsumerKind,
-    /// The tenant group ([a-z0-9-]{1,32}).
-    #[arg(long, value_parser = parse_group)]
+    /// The tenant group.
     pub group: GroupId,
-    /// Where to replay from: `earliest` (the start of the log) or a moment in RFC 3339, e.g.
-    /// 2020-12-04T08:45:00+09:00 (records produced at or after it are processed again).
-    #[arg(long, value_parser = ReplayFrom::parse, value_name = "earliest|RFC 3339")]
+    /// Where to replay from.
     pub from: ReplayFrom,
-    /// Show, per partition, the current and the new offset and the records to process again;
-    /// change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Longest wait for any one Kafka or Postgres operation, in seconds.
-    #[arg(long, default_value_t = 30)]
-    pub timeout_secs: u64,
-}
-
-fn parse_group(s: &str) -> Result<GroupId, String> {
-    s.parse::<GroupId>().map_err(|e| e.to_string())
+    /// Longest wait for any one Kafka or Postgres operation.
+    pub timeout: Duration,
 }
 
 /// The consumers whose group can be replayed.
@@ -83,9 +67,10 @@ impl ConsumerKind {
     /// Its consumer group for `group`.
     pub fn consumer_group(self, group: &GroupId) -> String {
         match self {
-            ConsumerKind::LicenceCheck => dakoku_licence_check::Config::consumer_group(group),
-            ConsumerKind::Attendance => dakoku_attendance::store::consumer_group(group),
+            ConsumerKind::LicenceCheck => ConsumerGroup::LicenceCheck(group.clone()),
+            ConsumerKind::Attendance => ConsumerGroup::Attendance(group.clone()),
         }
+        .name()
     }
 
     /// The topic it reads for `group`.
@@ -112,9 +97,11 @@ pub enum ReplayFrom {
     At(DateTime<FixedOffset>),
 }
 
-impl ReplayFrom {
+impl FromStr for ReplayFrom {
+    type Err = String;
+
     /// `earliest` or an RFC 3339 moment.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, String> {
         if s.eq_ignore_ascii_case("earliest") {
             return Ok(ReplayFrom::Earliest);
         }
@@ -365,16 +352,16 @@ impl ReplayPlan {
 
 /// Reads the plan: partitions, watermarks, targets and current positions. Changes nothing.
 pub async fn plan(
-    args: &ReplayArgs,
+    request: &ReplayRequest,
     brokers: &str,
     database_url: &str,
 ) -> Result<ReplayPlan, ReplayError> {
-    let timeout = Duration::from_secs(args.timeout_secs.max(1));
-    let consumer_group = args.consumer.consumer_group(&args.group);
-    let topic = args.consumer.topic(&args.group).name();
+    let timeout = request.timeout;
+    let consumer_group = request.consumer.consumer_group(&request.group);
+    let topic = request.consumer.topic(&request.group).name();
     let (kafka_brokers, kafka_topic, kafka_group) =
         (brokers.to_owned(), topic.clone(), consumer_group.clone());
-    let (from, kind) = (args.from, args.consumer);
+    let (from, kind) = (request.from, request.consumer);
     let (marks, targets, committed) = blocking(move || {
         let consumer = client(&kafka_brokers, Some(&kafka_group))?;
         let metadata = consumer
@@ -416,7 +403,7 @@ pub async fn plan(
         Ok((marks, targets, committed))
     })
     .await?;
-    let current = match args.consumer {
+    let current = match request.consumer {
         ConsumerKind::LicenceCheck => committed,
         ConsumerKind::Attendance => {
             let client = dakoku_store::connect(database_url).await?;
@@ -434,11 +421,11 @@ pub async fn plan(
         })
         .collect();
     Ok(ReplayPlan {
-        consumer: args.consumer,
-        group: args.group.clone(),
+        consumer: request.consumer,
+        group: request.group.clone(),
         consumer_group,
         topic,
-        from: args.from,
+        from: request.from,
         partitions,
     })
 }
@@ -596,78 +583,6 @@ pub async fn apply(
     Ok(())
 }
 
-/// Runs `punchctl replay`: checks the group is idle, plans, prints the plan, applies it
-/// (unless a dry run) and writes the summary.
-pub async fn run(
-    args: ReplayArgs,
-    brokers: &str,
-    database_url: &str,
-    out: &mut (dyn Write + Send),
-) -> anyhow::Result<ReplayPlan> {
-    let mut summary = Summary::start(format!(
-        "replay of {} from {}",
-        args.consumer.consumer_group(&args.group),
-        args.from
-    ));
-    let timeout = Duration::from_secs(args.timeout_secs.max(1));
-    ensure_idle(brokers, args.consumer, &args.group, timeout).await?;
-    let plan = plan(&args, brokers, database_url).await?;
-    write_plan(&plan, out)?;
-    if !args.dry_run {
-        apply(&plan, brokers, database_url).await?;
-    }
-    let moved = plan.moves().len();
-    let records = plan.records();
-    summary.line(
-        "topic",
-        format!("{}, {} partitions", plan.topic, plan.partitions.len()),
-    );
-    let when = if args.dry_run {
-        "(dry run: nothing changed)".to_owned()
-    } else {
-        format!(
-            "when {} of group {} starts again",
-            plan.consumer, plan.group
-        )
-    };
-    summary.line(
-        "process again",
-        format!("{records} records on {moved} partitions {when}"),
-    );
-    summary.line(
-        "unchanged",
-        format!(
-            "{} partitions (nothing committed yet, or not past the target)",
-            plan.partitions.len() - moved
-        ),
-    );
-    summary.write(out)?;
-    Ok(plan)
-}
-
-fn write_plan(plan: &ReplayPlan, out: &mut dyn Write) -> std::io::Result<()> {
-    let rows: Vec<Vec<String>> = plan
-        .partitions
-        .iter()
-        .map(|p| {
-            vec![
-                p.partition.to_string(),
-                format!("{}..{}", p.low, p.end),
-                p.current
-                    .map_or_else(|| "none".to_owned(), |c| c.to_string()),
-                p.new_offset()
-                    .map_or_else(|| "unchanged".to_owned(), |n| n.to_string()),
-                p.records().to_string(),
-            ]
-        })
-        .collect();
-    crate::cli::write_table(
-        out,
-        &["PARTITION", "LOG", "CURRENT", "NEW", "PROCESS AGAIN"],
-        &rows,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,9 +613,11 @@ mod tests {
 
     #[test]
     fn from_is_earliest_or_a_moment() {
-        assert_eq!(ReplayFrom::parse("earliest"), Ok(ReplayFrom::Earliest));
-        let at = ReplayFrom::parse("2020-12-04T08:45:00+09:00").expect("moment");
+        assert_eq!("earliest".parse::<ReplayFrom>(), Ok(ReplayFrom::Earliest));
+        let at = "2020-12-04T08:45:00+09:00"
+            .parse::<ReplayFrom>()
+            .expect("moment");
         assert_eq!(at.to_string(), "2020-12-04T08:45:00+09:00");
-        assert!(ReplayFrom::parse("yesterday").is_err());
+        assert!("yesterday".parse::<ReplayFrom>().is_err());
     }
 }

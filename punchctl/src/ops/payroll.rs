@@ -1,4 +1,4 @@
-//! `punchctl payroll export`: a tenant's month of attendance as CSV for payroll (CONTRACT §5).
+//! The data behind `punchctl payroll export`: a tenant's month of attendance as CSV for payroll (CONTRACT §5).
 //!
 //! One row per employee, a header row first. The month is a month of **work dates** (the
 //! tenant's time zone and day-change time decide them, CONTRACT §4). Employees active at any
@@ -30,7 +30,7 @@ use std::str::FromStr;
 
 use chrono::{Datelike as _, NaiveDate, NaiveTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
-use clap::{Subcommand, ValueEnum};
+use clap::ValueEnum;
 use dakoku_schemas::TenantId;
 use tokio_postgres::GenericClient;
 
@@ -130,40 +130,6 @@ impl Rounding {
             RoundMode::HalfUp => down,
         }
     }
-}
-
-/// The `payroll` verbs.
-#[derive(Debug, Subcommand)]
-pub enum PayrollCommand {
-    /// Export a tenant's month as CSV: one row per employee (days worked; worked, overtime,
-    /// night and break minutes; days with anomalies), with a header row. Columns are documented
-    /// in `punchctl/src/payroll.rs`. Nothing is rounded unless `--round-minutes` is given, and
-    /// then only the monthly totals, never a day.
-    Export {
-        /// The tenant.
-        #[arg(long, value_parser = parse_tenant)]
-        tenant: TenantId,
-        /// The month of work dates, YYYY-MM.
-        #[arg(long, value_parser = parse_month)]
-        month: Month,
-        /// Round each monthly minute total to this many minutes (e.g. 30); default: none.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1440))]
-        round_minutes: Option<u32>,
-        /// Direction of the monthly rounding.
-        #[arg(long, value_enum, default_value_t = RoundMode::HalfUp, requires = "round_minutes")]
-        round_mode: RoundMode,
-        /// Write the CSV to this file instead of stdout.
-        #[arg(long)]
-        output: Option<std::path::PathBuf>,
-    },
-}
-
-fn parse_tenant(s: &str) -> Result<TenantId, String> {
-    s.parse::<TenantId>().map_err(|e| e.to_string())
-}
-
-fn parse_month(s: &str) -> Result<Month, String> {
-    s.parse::<Month>().map_err(|e| e.to_string())
 }
 
 /// One employee's month.
@@ -281,60 +247,6 @@ pub fn write_csv(
             rounding.apply(r.break_minutes),
             r.anomaly_days
         )?;
-    }
-    Ok(())
-}
-
-/// Runs a `payroll` verb: the CSV to `out` (or the `--output` file), a summary to `err`.
-pub async fn run(
-    command: PayrollCommand,
-    client: &impl GenericClient,
-    out: &mut (dyn Write + Send),
-    err: &mut (dyn Write + Send),
-) -> anyhow::Result<()> {
-    match command {
-        PayrollCommand::Export {
-            tenant,
-            month,
-            round_minutes,
-            round_mode,
-            output,
-        } => {
-            let rounding = match round_minutes {
-                Some(unit) if (1..=1440).contains(&unit) => Rounding {
-                    unit_minutes: unit,
-                    mode: round_mode,
-                },
-                Some(unit) => return Err(PayrollError::InvalidRounding(unit).into()),
-                None => Rounding::NONE,
-            };
-            let rows = export(client, &tenant, month).await?;
-            match &output {
-                Some(path) => {
-                    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-                    write_csv(&mut file, &tenant, month, &rows, rounding)?;
-                    file.flush()?;
-                }
-                None => write_csv(out, &tenant, month, &rows, rounding)?,
-            }
-            let anomalies: i64 = rows.iter().map(|r| r.anomaly_days).sum();
-            writeln!(
-                err,
-                "payroll {tenant} {month}: {} employees, {anomalies} days with anomalies{}{}",
-                rows.len(),
-                if rounding == Rounding::NONE {
-                    String::new()
-                } else {
-                    format!(
-                        ", monthly totals rounded {:?} to {} min",
-                        rounding.mode, rounding.unit_minutes
-                    )
-                },
-                output
-                    .map(|p| format!(", written to {}", p.display()))
-                    .unwrap_or_default()
-            )?;
-        }
     }
     Ok(())
 }
