@@ -13,6 +13,7 @@
 //!   control, with the sampler (lag, RSS, CPU, health probe) and the report.
 //! - [`control`]: the deliberately classic synchronous endpoint (licence check and Postgres
 //!   write inside the request), the incident's architecture, for comparison.
+//! - [`sample`]: one second of a scenario run, the sampler's output and the plot's input.
 //! - [`plot`]: the SVG plot of acked/s, refusals/s and lag.
 //! - `faults`: scripted fault injection (broker, consumers, Postgres, acceptor).
 //! - `probes`: security probes (tokens, tenants, sizes, slowloris, malformed input).
@@ -25,6 +26,7 @@ pub mod http;
 pub mod plot;
 pub mod probes;
 pub mod provision;
+pub mod sample;
 pub mod scenario;
 pub mod serve;
 pub mod sim;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::scenario::Sample;
+use crate::sample::Sample;
 
 /// Why the plot could not be drawn.
 #[derive(Debug, thiserror::Error)]
