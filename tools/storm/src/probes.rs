@@ -258,8 +258,34 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
     control(&http, &url, &token_b, b, 1).await?;
     controls.insert((fixture.tenant_b.to_string(), b.to_string(), 1));
 
+    let mut cases = auth_cases(env, fixture, &token_a)?;
+    cases.extend(input_cases(env, a, &token_a));
+    cases.extend(item_cases(a, &token_a));
+    let mut probes = Vec::new();
+    for case in cases {
+        probes.push(send(&http, &url, case).await?);
+    }
+    probes.push(slow_headers(env).await?);
+    probes.push(slow_body(env, &token_a).await?);
+
+    // The last control: once it is acked, whatever the probes appended is in the log.
+    control(&http, &url, &token_a, a, 2).await?;
+    controls.insert((fixture.tenant_a.to_string(), a.to_string(), 2));
+    let (found, leaked, missing_controls) = raw_records(env, fixture, &controls).await?;
+    Ok(ProbeReport {
+        probes,
+        raw_records_of_probe_tenants: found,
+        leaked,
+        missing_controls,
+    })
+}
+
+/// Probes of who may post: tokens (missing, malformed, forged, expired), revoked devices,
+/// another tenant's device, unknown tenants.
+fn auth_cases(env: &ProbeEnv, fixture: &ProbeFixture, token_a: &str) -> anyhow::Result<Vec<Case>> {
+    let (a, b) = (&fixture.device_a, &fixture.device_b);
     let forger = TokenKeys::parse(&TokenKeys::generate_entry(env.keys.signing_key_id()))?;
-    let mut cases = vec![
+    Ok(vec![
         Case {
             name: "no token",
             token: None,
@@ -297,7 +323,7 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
         },
         Case {
             name: "tenant A's token posting for B's device",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: body(b, vec![punch(105)]),
             expect: Expect::Refused(403, "device_mismatch"),
@@ -309,16 +335,22 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
             body: body(a, vec![punch(106)]),
             expect: Expect::Refused(403, "unknown_tenant"),
         },
+    ])
+}
+
+/// Probes of what may be posted: content type, sizes, malformed JSON and wrong shapes.
+fn input_cases(env: &ProbeEnv, a: &DeviceId, token_a: &str) -> Vec<Case> {
+    vec![
         Case {
             name: "wrong content type",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "text/plain",
             body: body(a, vec![punch(107)]),
             expect: Expect::Refused(415, "unsupported_media_type"),
         },
         Case {
             name: "oversized body",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: {
                 let mut big = body(a, vec![punch(108)]);
@@ -332,7 +364,7 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
         },
         Case {
             name: "too many punches",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: body(
                 a,
@@ -344,14 +376,14 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
         },
         Case {
             name: "malformed JSON",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: b"{\"device_id\": \"PROBE-A\", \"punches\": [{\"seq\": 109,".to_vec(),
             expect: Expect::Refused(400, "bad_request"),
         },
         Case {
             name: "device_id: a number",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: json!({"device_id": 7, "punches": [punch(110)]})
                 .to_string()
@@ -360,7 +392,7 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
         },
         Case {
             name: "punches: a string",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: json!({"device_id": a.as_str(), "punches": "punch 111"})
                 .to_string()
@@ -369,14 +401,17 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
         },
         Case {
             name: "body: an array",
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: json!([punch(112)]).to_string().into_bytes(),
             expect: Expect::Refused(400, "bad_request"),
         },
-    ];
-    // Wrong types and values in every field of a punch: that item is rejected (and
-    // quarantined), nothing acked.
+    ]
+}
+
+/// Wrong types and values in every field of a punch: that item is rejected (and
+/// quarantined), nothing acked.
+fn item_cases(a: &DeviceId, token_a: &str) -> Vec<Case> {
     let items: Vec<(&'static str, &'static str, Value)> = vec![
         ("seq: a string", "seq", json!("120")),
         ("seq: negative", "seq", json!(-1)),
@@ -396,32 +431,17 @@ pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<Probe
         ("at: no offset", "at", json!("2020-12-04T08:00:00")),
         ("at: not a time", "at", json!("yesterday")),
     ];
-    for (i, (name, field, value)) in items.into_iter().enumerate() {
-        cases.push(Case {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, field, value))| Case {
             name,
-            token: Some(token_a.clone()),
+            token: Some(token_a.to_owned()),
             content_type: "application/json",
             body: with_field(a, 130 + i as u64, field, value),
             expect: Expect::ItemRejected,
-        });
-    }
-    let mut probes = Vec::new();
-    for case in cases {
-        probes.push(send(&http, &url, case).await?);
-    }
-    probes.push(slow_headers(env).await?);
-    probes.push(slow_body(env, &token_a).await?);
-
-    // The last control: once it is acked, whatever the probes appended is in the log.
-    control(&http, &url, &token_a, a, 2).await?;
-    controls.insert((fixture.tenant_a.to_string(), a.to_string(), 2));
-    let (found, leaked, missing_controls) = raw_records(env, fixture, &controls).await?;
-    Ok(ProbeReport {
-        probes,
-        raw_records_of_probe_tenants: found,
-        leaked,
-        missing_controls,
-    })
+        })
+        .collect()
 }
 
 /// Posts one valid punch until it is acked (the snapshot may not know the tenant yet).
