@@ -23,8 +23,12 @@
 //!   write inside the request), the incident's architecture, for comparison.
 //! - [`sample`]: one second of a scenario run, the sampler's output and the plot's input.
 //! - [`plot`]: the SVG plot of acked/s, refusals/s and lag.
-//! - `faults`: scripted fault injection (broker, consumers, Postgres, acceptor).
-//! - `probes`: security probes (tokens, tenants, sizes, slowloris, malformed input).
+//! - `faults`: scripted fault injection (broker, consumers, Postgres, acceptor): `fault`
+//!   (kinds, options, result), `stack` (a private stack), `services` (child processes),
+//!   `run` (one run by stage).
+//! - `probes`: security probes (tokens, tenants, sizes, slowloris, malformed input):
+//!   `fixture` (env, tenants, report), `cases` (the catalogue), `send`, `raw` (the raw topic
+//!   checked for leaks), `run`.
 //! - `serve`: `storm serve <service>`, each service as a killable child process.
 
 pub mod audit;
