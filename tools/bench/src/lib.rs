@@ -14,6 +14,10 @@
 //! - [`process`]: child processes (start, readiness, stop) and `/proc` accounting.
 //! - [`load`]: the load generator: workers, pacing (closed or open loop), latency histograms,
 //!   and the two senders (HTTP, raw Kafka producer).
+//!   - `load::fleet`: the devices and their punches' bodies and records.
+//!   - `load::senders`: the `Sender` trait, the HTTP and raw Kafka senders.
+//!   - `load::http`: the bare HTTP/1.1 client.
+//!   - `load::drive`: pacing, the workers and their outcome.
 //! - [`bare`]: the bare endpoint, the HTTP baseline.
 //! - [`report`]: the results, the human summary and the JSON document.
 //! - [`run`]: the run: build checks, set-up, the phases in order, clean-up.
