@@ -8,7 +8,7 @@ use super::fixture::{ProbeEnv, ProbeFixture, ProbeReport};
 use super::raw::raw_records;
 use super::send::{control, send, slow_body, slow_headers};
 
-/// Runs every probe against `env` with `fixture`'s tenants (from [`provision`]).
+/// Runs every probe against `env` with `fixture`'s tenants (from [`super::provision`]).
 pub async fn run(env: &ProbeEnv, fixture: &ProbeFixture) -> anyhow::Result<ProbeReport> {
     // A connection per request: refusals decided before the body is read close the
     // connection (hyper cannot reuse it), and each probe should stand alone anyway.
