@@ -14,9 +14,18 @@
 //! - [`process`]: child processes (start, readiness, stop) and `/proc` accounting.
 //! - [`load`]: the load generator: workers, pacing (closed or open loop), latency histograms,
 //!   and the two senders (HTTP, raw Kafka producer).
+//!   - `load::fleet`: the devices and their punches' bodies and records.
+//!   - `load::senders`: the `Sender` trait, the HTTP and raw Kafka senders.
+//!   - `load::http`: the bare HTTP/1.1 client.
+//!   - `load::drive`: pacing, the workers and their outcome.
 //! - [`bare`]: the bare endpoint, the HTTP baseline.
 //! - [`report`]: the results, the human summary and the JSON document.
-//! - [`run`]: the phases in order.
+//! - [`run`]: the run: build checks, set-up, the phases in order, clean-up.
+//!   - `run::bench`: the whole run and its report.
+//!   - `run::measure`: the servers started, the phases in order, the end checks.
+//!   - `run::phases`: batch, single punch, latency.
+//!   - `run::rounds`: one round of a phase (progress, CPU) and a phase over its rounds.
+//!   - `run::context`: what every phase needs, process names, goals.
 
 pub mod bare;
 pub mod cli;

@@ -374,6 +374,16 @@ impl Report {
     /// The human summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        self.write_header(&mut s);
+        self.write_phases(&mut s);
+        self.write_goals(&mut s);
+        self.write_latency(&mut s);
+        self.write_checks(&mut s);
+        s
+    }
+
+    /// The machine and the set-up.
+    fn write_header(&self, s: &mut String) {
         let m = &self.machine;
         let _ = writeln!(
             s,
@@ -395,7 +405,10 @@ impl Report {
             self.setup.ingest_api_bin,
             self.setup.device_rate_limit
         );
+    }
 
+    /// One line per phase, with its failures.
+    fn write_phases(&self, s: &mut String) {
         let _ = writeln!(s, "\nPhases");
         let _ = writeln!(
             s,
@@ -430,7 +443,10 @@ impl Report {
                 let _ = writeln!(s, "  {:<22} failures: {}", "", failures.join(", "));
             }
         }
+    }
 
+    /// ingest-api against its baselines and the RSS goal.
+    fn write_goals(&self, s: &mut String) {
         let _ = writeln!(s, "\nGoals");
         let _ = writeln!(
             s,
@@ -461,7 +477,10 @@ impl Report {
             format!("<{:.0}", api.rss_goal_mib.unwrap_or(0.0)),
             yes_no(api.met.unwrap_or(false))
         );
+    }
 
+    /// Latency at a fraction of peak.
+    fn write_latency(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\nLatency at a fraction of peak (open loop, from scheduled send time)"
@@ -482,7 +501,11 @@ impl Report {
                 l.failed
             );
         }
+    }
 
+    /// Log checks, resources, CPU per unit and warnings.
+    fn write_checks(&self, s: &mut String) {
+        let api = &self.ingest_api;
         let _ = writeln!(s, "\nLog checks (sum of end offsets >= punches acked)");
         for lc in &self.log_checks {
             let _ = writeln!(
@@ -518,7 +541,6 @@ impl Report {
                 let _ = writeln!(s, "  - {w}");
             }
         }
-        s
     }
 }
 

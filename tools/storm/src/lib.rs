@@ -6,16 +6,29 @@
 //! - [`sim`]: the recorder simulator (`punch-storm`): recorders with pools and a trickle,
 //!   `legacy` and `contract` resend behaviours, the exact acked set. Entry point
 //!   [`sim::run`]`(`[`sim::StormConfig`]`, shutdown) -> `[`sim::Outcome`].
+//!   - `sim::config`, `sim::fleet`, `sim::live`, `sim::outcome`: what a storm is told, the
+//!     recorders and their punches, the live counters, what it did.
+//!   - `sim::recorder`: one recorder's loop; `sim::drive`: the recorders and the coordinator.
 //! - [`http`]: the minimal keep-alive HTTP client the recorders and probes use.
 //! - [`provision`]: the storm's tenants, licensed employees and recorders with tokens.
 //! - [`audit`]: acked vs stored: lost, doubled, stored-but-unacked.
 //! - [`scenario`]: named scenarios (incident, contract) run against the pipeline or the
 //!   control, with the sampler (lag, RSS, CPU, health probe) and the report.
+//!   - `scenario::config`, `scenario::run`, `scenario::services`, `scenario::storm`: the
+//!     scenarios, one run end to end, its processes, the storm and its catch-up.
+//!   - `scenario::probe`, `scenario::sampler`, `scenario::kafka`: the `/healthz` probe, the
+//!     per-second sampler, the consumers' lag and the topics' removal.
+//!   - `scenario::report`, `scenario::summary`: the report and its human summary.
 //! - [`control`]: the deliberately classic synchronous endpoint (licence check and Postgres
 //!   write inside the request), the incident's architecture, for comparison.
+//! - [`sample`]: one second of a scenario run, the sampler's output and the plot's input.
 //! - [`plot`]: the SVG plot of acked/s, refusals/s and lag.
-//! - `faults`: scripted fault injection (broker, consumers, Postgres, acceptor).
-//! - `probes`: security probes (tokens, tenants, sizes, slowloris, malformed input).
+//! - `faults`: scripted fault injection (broker, consumers, Postgres, acceptor): `fault`
+//!   (kinds, options, result), `stack` (a private stack), `services` (child processes),
+//!   `run` (one run by stage).
+//! - `probes`: security probes (tokens, tenants, sizes, slowloris, malformed input):
+//!   `fixture` (env, tenants, report), `cases` (the catalogue), `send`, `raw` (the raw topic
+//!   checked for leaks), `run`.
 //! - `serve`: `storm serve <service>`, each service as a killable child process.
 
 pub mod audit;
@@ -25,6 +38,7 @@ pub mod http;
 pub mod plot;
 pub mod probes;
 pub mod provision;
+pub mod sample;
 pub mod scenario;
 pub mod serve;
 pub mod sim;

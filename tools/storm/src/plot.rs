@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::scenario::Sample;
+use crate::sample::Sample;
 
 /// Why the plot could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +29,25 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), PlotErro
     let panels = root.split_evenly((3, 1));
     let t_max = samples.last().map_or(1.0, |s| s.t_s).max(1.0);
 
+    panel_rates(&panels[0], t_max, samples).map_err(|e| fail(&e))?;
+    panel_lag(&panels[1], t_max, samples).map_err(|e| fail(&e))?;
+    panel_health(&panels[2], t_max, samples).map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+/// Acked punches/s, refusals/s and other failures/s.
+fn panel_rates<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    t_max: f64,
+    samples: &[Sample],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let rate_max = samples
         .iter()
         .map(|s| s.acked_per_s.max(s.refused_per_s).max(s.failed_per_s))
         .fold(1.0_f64, f64::max);
     panel(
-        &panels[0],
+        area,
         "punches acked/s and requests refused/s",
         t_max,
         rate_max * 1.1,
@@ -56,14 +69,20 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), PlotErro
             ),
         ],
     )
-    .map_err(|e| fail(&e))?;
+}
 
+/// The two consumers' lag.
+fn panel_lag<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    t_max: f64,
+    samples: &[Sample],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let lag_max = samples
         .iter()
         .map(|s| (s.lag_raw + s.lag_checked) as f64)
         .fold(1.0_f64, f64::max);
     panel(
-        &panels[1],
+        area,
         "consumer lag (records)",
         t_max,
         lag_max * 1.1,
@@ -83,14 +102,20 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), PlotErro
             ),
         ],
     )
-    .map_err(|e| fail(&e))?;
+}
 
+/// The slowest `/healthz` answer of each second.
+fn panel_health<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    t_max: f64,
+    samples: &[Sample],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let health_max = samples
         .iter()
         .map(|s| s.health_max_ms)
         .fold(1.0_f64, f64::max);
     panel(
-        &panels[2],
+        area,
         "slowest /healthz answer per second (ms)",
         t_max,
         health_max * 1.1,
@@ -100,9 +125,6 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), PlotErro
             samples.iter().map(|s| (s.t_s, s.health_max_ms)).collect(),
         )],
     )
-    .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))?;
-    Ok(())
 }
 
 type Series<'a> = (&'a str, &'a RGBColor, Vec<(f64, f64)>);

@@ -15,8 +15,8 @@ use clap::Parser;
 use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::GroupId;
 use dakoku_storm::audit::{self, StoredIn};
-use dakoku_storm::provision::{self, FleetSpec};
-use dakoku_storm::sim::{self, Behaviour, StormConfig};
+use dakoku_storm::provision::{self, Fleet, FleetSpec};
+use dakoku_storm::sim::{self, Behaviour, Outcome, StormConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,6 +110,37 @@ async fn main() -> anyhow::Result<ExitCode> {
     // The acceptor learns new devices from its master-data snapshot (LISTEN/NOTIFY, polled
     // every few seconds at worst).
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let config = storm_config(&cli, &fleet);
+    let outcome = sim::run(config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    print_outcome(&outcome, &fleet);
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&outcome.recorders)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if cli.audit_wait_s == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    wait_stored(
+        &client,
+        &fleet,
+        &outcome,
+        Duration::from_secs(cli.audit_wait_s),
+    )
+    .await?;
+    let audit = audit::audit(&client, StoredIn::Punches, &outcome).await?;
+    println!("audit: {audit:?}");
+    Ok(if audit.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The simulator's configuration from the command line.
+fn storm_config(cli: &Cli, fleet: &Fleet) -> StormConfig {
     let mut config = StormConfig::new(cli.target, fleet.recorders.clone(), cli.behaviour);
     config.pool = cli.pool;
     config.batch = cli.batch;
@@ -117,10 +148,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         (cli.trickle_every_s > 0.0).then(|| Duration::from_secs_f64(cli.trickle_every_s));
     config.max_duration = Some(Duration::from_secs(cli.max_duration_s));
     config.stop_when_drained = cli.stop_when_drained;
-    let outcome = sim::run(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    config
+}
+
+/// The one-line summary of the storm.
+fn print_outcome(outcome: &Outcome, fleet: &Fleet) {
     let l = &outcome.latency;
     println!(
         "{} recorders, {}: {:.0} s ({:?}); {} requests {:?}; {} punches acked ({} pending); latency p50 {:.1} ms p99 {:.1} ms max {:.0} ms; tenants {}",
@@ -142,16 +174,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(","),
     );
-    if let Some(path) = &cli.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&outcome.recorders)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if cli.audit_wait_s == 0 {
-        return Ok(ExitCode::SUCCESS);
-    }
+}
+
+/// Waits until every acked punch is stored, or `wait` has passed.
+async fn wait_stored(
+    client: &tokio_postgres::Client,
+    fleet: &Fleet,
+    outcome: &Outcome,
+    wait: Duration,
+) -> anyhow::Result<()> {
     let tenants: Vec<&str> = fleet.tenants.iter().map(|t| t.as_str()).collect();
     let want = i64::try_from(outcome.acked_distinct())?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(cli.audit_wait_s);
+    let deadline = std::time::Instant::now() + wait;
     loop {
         let stored: i64 = client
             .query_one(
@@ -165,11 +199,5 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let audit = audit::audit(&client, StoredIn::Punches, &outcome).await?;
-    println!("audit: {audit:?}");
-    Ok(if audit.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
