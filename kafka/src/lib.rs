@@ -15,6 +15,8 @@
 //! - [`admin`]: [`Admin`], partitions, watermarks, offsets by time, topic create (idempotent),
 //!   delete and configuration.
 //! - [`groups`]: members of a consumer group, its committed offsets, committing for it.
+//! - [`topics`]: Dakoku's own topics ([`TopicSettings`]: partitions, retention, compaction,
+//!   `min.insync.replicas`) created through [`Admin`].
 //! - [`scan`]: the bounded `read_committed` scan of a topic to its end offsets.
 //! - [`error`]: [`Error`] and the `.doing("step")` extension, [`Doing`].
 
@@ -25,6 +27,7 @@ pub mod context;
 pub mod error;
 pub mod groups;
 pub mod scan;
+pub mod topics;
 
 /// The librdkafka binding this crate is built on, so every crate uses the same version.
 pub use rdkafka;
@@ -35,6 +38,7 @@ pub use config::{ClientBuilder, ClientFactory};
 pub use context::LogContext;
 pub use error::{Doing, Error, Result};
 pub use groups::Member;
+pub use topics::{SettingsError, TopicSettings, topics_of_group};
 
 /// A hand-assigned consumer with the logging context ([`ClientFactory::reader`]).
 pub type Reader = rdkafka::consumer::BaseConsumer<LogContext>;
