@@ -99,7 +99,13 @@ mod tests {
 
     #[test]
     fn foreign_and_malformed_names_are_refused() {
-        for name in ["", "attendance.", "licence-check.A_B", "payroll.g1", "attendance"] {
+        for name in [
+            "",
+            "attendance.",
+            "licence-check.A_B",
+            "payroll.g1",
+            "attendance",
+        ] {
             assert!(name.parse::<ConsumerGroup>().is_err(), "{name}");
         }
     }

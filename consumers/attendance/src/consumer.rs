@@ -28,22 +28,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dakoku_schemas::{
-    AttendanceDay, CheckedPunch, CodecError, GroupId, QuarantinedInput, Topic, Verdict,
-    attendance_key, decode, encode,
-};
+use dakoku_schemas::{AttendanceDay, ConsumerGroup, GroupId, Topic, attendance_key, encode};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::decode::{Incoming, Poison, decode_record};
 use crate::metrics::{self, Health};
-use crate::rebuild::UnfinishedRebuild;
-use crate::store::{self, Incoming, Store, StoreError};
+use crate::store::marker::UnfinishedRebuild;
+use crate::store::{self, Store, StoreError};
 
 /// Errors that stop a group's consumer (everything else is retried).
 #[derive(Debug, thiserror::Error)]
@@ -274,63 +272,6 @@ impl AssignContext {
     }
 }
 
-/// A record that goes to quarantine instead of Postgres.
-pub(crate) struct Poison {
-    partition: i32,
-    offset: i64,
-    tenant: Option<String>,
-    code: &'static str,
-    error: String,
-    payload: Vec<u8>,
-}
-
-impl Poison {
-    /// Its `punches.quarantine` record, keyed by tenant: the input with its error and its
-    /// origin in `topic`, quarantined at `now` (ms).
-    pub(crate) fn quarantine_record(
-        &self,
-        topic: &str,
-        now: i64,
-    ) -> Result<(String, Vec<u8>), String> {
-        let mut q = QuarantinedInput::new(
-            now,
-            "attendance",
-            self.code,
-            self.error.clone(),
-            &self.payload,
-            1024 * 1024,
-        );
-        q.tenant_id = self.tenant.clone();
-        q.origin_topic = Some(topic.to_owned());
-        q.origin_partition = Some(self.partition);
-        q.origin_offset = Some(self.offset);
-        Ok((
-            self.tenant.clone().unwrap_or_default(),
-            encode(&q).map_err(|e| e.to_string())?,
-        ))
-    }
-}
-
-/// Decodes a record of the checked topic; `Err` quarantines it.
-fn decode_verdict(payload: &[u8]) -> Result<CheckedPunch, (&'static str, String)> {
-    let verdict: CheckedPunch = decode(payload).map_err(|e: CodecError| {
-        (
-            "undecodable_verdict",
-            format!("cannot decode CheckedPunch: {e}"),
-        )
-    })?;
-    if verdict.verdict == Verdict::Accepted && verdict.employee_id.is_none() {
-        return Err((
-            "invalid_verdict",
-            format!(
-                "accepted verdict of punch {} names no employee",
-                verdict.punch_id
-            ),
-        ));
-    }
-    Ok(verdict)
-}
-
 /// One tenant group's consumer.
 struct GroupLoop {
     shared: Arc<Shared>,
@@ -384,7 +325,7 @@ pub(crate) async fn run_group(
     let context = AssignContext {
         group: group.clone(),
         database_url: config.database_url.clone(),
-        consumer_group: store::consumer_group(&group),
+        consumer_group: ConsumerGroup::Attendance(group.clone()).name(),
         topic: topic.clone(),
         stopping: Arc::clone(&stopping),
         generation: AtomicU64::new(0),
@@ -399,7 +340,7 @@ pub(crate) async fn run_group(
     let consumer: Arc<StreamConsumer<AssignContext>> = Arc::new(
         ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
-            .set("group.id", store::consumer_group(&group))
+            .set("group.id", ConsumerGroup::Attendance(group.clone()).name())
             .set("client.id", config.client_id())
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
@@ -563,50 +504,6 @@ async fn read(
 fn decode_message(group: &GroupId, message: &BorrowedMessage<'_>) -> Feed {
     let (record, poison) = decode_record(group, message);
     Feed::Record(record, poison)
-}
-
-/// Decodes a record of the checked topic: the verdict, or `None` and the poison to quarantine
-/// (its offset advances either way). Also used by the rebuild's replay.
-pub(crate) fn decode_record(
-    group: &GroupId,
-    message: &BorrowedMessage<'_>,
-) -> (Incoming, Option<Poison>) {
-    let partition = message.partition();
-    let offset = message.offset();
-    let payload = message.payload().unwrap_or_default();
-    match decode_verdict(payload) {
-        Ok(verdict) => (
-            Incoming {
-                partition,
-                offset,
-                verdict: Some(verdict),
-            },
-            None,
-        ),
-        Err((code, error)) => {
-            let key = message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned());
-            let tenant = key.and_then(|k| k.split('/').next().map(str::to_owned));
-            tracing::warn!(group = %group, partition, offset, code, error,
-                "quarantining an invalid record");
-            (
-                Incoming {
-                    partition,
-                    offset,
-                    verdict: None,
-                },
-                Some(Poison {
-                    partition,
-                    offset,
-                    tenant,
-                    code,
-                    error,
-                    payload: payload.to_vec(),
-                }),
-            )
-        }
-    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

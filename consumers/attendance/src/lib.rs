@@ -22,6 +22,8 @@
 
 pub mod config;
 mod consumer;
+mod counts;
+mod decode;
 pub mod metrics;
 pub mod rebuild;
 pub mod rules;

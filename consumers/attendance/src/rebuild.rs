@@ -48,125 +48,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, Utc};
-use dakoku_schemas::{GroupId, TenantId, Topic};
+use chrono::{NaiveDate, Utc};
+use dakoku_schemas::{ConsumerGroup, GroupId, Topic};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
-use tokio_postgres::GenericClient;
 
-use crate::consumer::{Poison, decode_record};
-use crate::store::{self, Counts, Incoming, Store, StoreError};
-
-/// Whose projection is rebuilt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Every tenant of the group.
-    Group,
-    /// One tenant of the group.
-    Tenant(TenantId),
-}
-
-impl Scope {
-    /// Whether `tenant`'s rows are in the scope.
-    pub fn covers(&self, tenant: &str) -> bool {
-        match self {
-            Scope::Group => true,
-            Scope::Tenant(t) => t.as_str() == tenant,
-        }
-    }
-
-    /// Whether a rebuild of this scope also rebuilds everything of `other` (a whole-group
-    /// rebuild covers any scope of the group; a tenant's covers only the same tenant).
-    pub fn covers_scope(&self, other: &Scope) -> bool {
-        match (self, other) {
-            (Scope::Group, _) => true,
-            (Scope::Tenant(a), Scope::Tenant(b)) => a == b,
-            (Scope::Tenant(_), Scope::Group) => false,
-        }
-    }
-
-    pub(crate) fn tenant(&self) -> Option<&str> {
-        match self {
-            Scope::Group => None,
-            Scope::Tenant(t) => Some(t.as_str()),
-        }
-    }
-}
-
-/// A rebuild that cleared its scope and has not finished its recompute: the group's row of
-/// `attendance_rebuilds` (see the module docs, "Interrupted").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnfinishedRebuild {
-    /// The tenant group.
-    pub group: GroupId,
-    /// What it rebuilds.
-    pub scope: Scope,
-    /// When its last attempt cleared the scope.
-    pub started_at: DateTime<Utc>,
-    /// The Postgres user that ran it.
-    pub started_by: String,
-}
-
-impl UnfinishedRebuild {
-    /// The command that finishes it: `punchctl rebuild --group <g>` or `--tenant <t>`.
-    pub fn command(&self) -> String {
-        match &self.scope {
-            Scope::Group => format!("punchctl rebuild --group {}", self.group),
-            Scope::Tenant(tenant) => format!("punchctl rebuild --tenant {tenant}"),
-        }
-    }
-
-    /// "the rebuild of tenant t (group g) started at ... by ...".
-    pub fn describe(&self) -> String {
-        let what = match &self.scope {
-            Scope::Group => format!("group {}", self.group),
-            Scope::Tenant(tenant) => format!("tenant {tenant} (group {})", self.group),
-        };
-        format!(
-            "the rebuild of {what} started at {} by {}",
-            self.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            self.started_by
-        )
-    }
-}
-
-/// The row of `attendance_rebuilds` of `consumer_group`: `(tenant_id, started_at, started_by)`.
-pub(crate) const SQL_UNFINISHED: &str = "SELECT tenant_id, started_at, started_by \
-     FROM attendance_rebuilds WHERE consumer_group = $1";
-const SQL_MARK_UNFINISHED: &str = "INSERT INTO attendance_rebuilds (consumer_group, tenant_id) \
-     VALUES ($1, $2) ON CONFLICT (consumer_group) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
-     started_at = now(), started_by = current_user";
-const SQL_MARK_FINISHED: &str = "DELETE FROM attendance_rebuilds WHERE consumer_group = $1";
-
-/// Reads a row of [`SQL_UNFINISHED`] (the batch transaction reads it too).
-pub(crate) fn unfinished_of(group: &GroupId, row: &tokio_postgres::Row) -> UnfinishedRebuild {
-    let tenant: Option<String> = row.get(0);
-    UnfinishedRebuild {
-        group: group.clone(),
-        // A tenant id that no longer parses cannot be named on the command line; the whole
-        // group's rebuild covers it, so that is the one to ask for.
-        scope: tenant
-            .and_then(|t| t.parse::<TenantId>().ok())
-            .map_or(Scope::Group, Scope::Tenant),
-        started_at: row.get(1),
-        started_by: row.get(2),
-    }
-}
-
-/// The unfinished rebuild of `group`, if any.
-pub async fn unfinished(
-    client: &impl GenericClient,
-    group: &GroupId,
-) -> Result<Option<UnfinishedRebuild>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(SQL_UNFINISHED, &[&store::consumer_group(group)])
-        .await?;
-    Ok(row.map(|row| unfinished_of(group, &row)))
-}
+use crate::counts::Counts;
+use crate::decode::{Incoming, Poison, decode_record};
+use crate::store::marker::{SQL_MARK_FINISHED, SQL_MARK_UNFINISHED};
+pub use crate::store::marker::{Scope, UnfinishedRebuild, unfinished};
+use crate::store::{self, Store, StoreError};
 
 /// What to rebuild, and where.
 #[derive(Debug, Clone)]
@@ -440,7 +335,7 @@ pub struct Rebuild {
 impl Rebuild {
     /// Connects, takes the group's lock and reads the plan. Changes nothing.
     pub async fn prepare(request: RebuildRequest) -> Result<Self, RebuildError> {
-        let consumer_group = store::consumer_group(&request.group);
+        let consumer_group = ConsumerGroup::Attendance(request.group.clone()).name();
         let topic = Topic::Checked(request.group.clone()).name();
         let mut store =
             Store::connect(&request.database_url, &request.group, request.timeout).await?;
@@ -622,7 +517,7 @@ impl Rebuild {
                 replayed.quarantined += poison.len() as u64;
             }
             let applied = self.store.apply(&batch, None, Utc::now()).await?;
-            add_counts(&mut replayed.counts, &applied.counts);
+            replayed.counts.add(&applied.counts);
             replayed.records += batch.len() as u64;
             replayed.batches += 1;
             progress.advance(batch.len() as u64);
@@ -954,24 +849,10 @@ async fn quarantine(
     Ok(())
 }
 
-fn add_counts(total: &mut Counts, c: &Counts) {
-    total.already_applied += c.already_applied;
-    total.stored += c.stored;
-    total.duplicates += c.duplicates;
-    total.conflicts += c.conflicts;
-    total.withdrawn += c.withdrawn;
-    total.reinstated += c.reinstated;
-    total.rejected += c.rejected;
-    total.superseded += c.superseded;
-    total.invalid += c.invalid;
-    total.days_changed += c.days_changed;
-    total.days_unchanged += c.days_unchanged;
-    total.double_taps += c.double_taps;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dakoku_schemas::TenantId;
 
     #[test]
     fn a_tenant_scope_covers_only_that_tenant() {

@@ -49,15 +49,17 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use dakoku_schemas::{
-    AttendanceDay, CheckedPunch, EmployeeId, GroupId, PunchKind, TenantId, Topic, Verdict,
-    to_epoch_days,
+    AttendanceDay, CheckedPunch, ConsumerGroup, EmployeeId, GroupId, PunchKind, TenantId, Topic,
+    Verdict, to_epoch_days,
 };
 use std::task::Poll;
 
 use tokio_postgres::{Client, Row, Statement, Transaction};
 use uuid::Uuid;
 
-use crate::rebuild::{Scope, UnfinishedRebuild};
+pub mod marker;
+
+use self::marker::{Scope, UnfinishedRebuild};
 use crate::rules::{self, DayFigures, Punch};
 
 /// Errors of the Postgres side. All of them but [`StoreError::RebuildUnfinished`] are retried
@@ -90,16 +92,7 @@ impl StoreError {
     }
 }
 
-/// One record of the checked topic, in log order within its partition.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    /// Partition of the checked topic.
-    pub partition: i32,
-    /// Offset within the partition.
-    pub offset: i64,
-    /// The verdict, or `None` for a record that was quarantined (its offset still advances).
-    pub verdict: Option<CheckedPunch>,
-}
+pub use crate::decode::Incoming;
 
 /// The order of verdicts of one punch (shared with recheck and audit).
 pub use dakoku_schemas::VerdictKey;
@@ -128,34 +121,7 @@ pub struct Recomputed {
     pub unchanged: u64,
 }
 
-/// Per-batch counts.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Records below the stored offsets (applied by an earlier batch), skipped.
-    pub already_applied: u64,
-    /// Punches stored for the first time.
-    pub stored: u64,
-    /// Accepted verdicts of a punch already stored with the same content.
-    pub duplicates: u64,
-    /// Verdicts whose content differs from the stored punch: kept aside.
-    pub conflicts: u64,
-    /// Stored punches withdrawn by a later rejection.
-    pub withdrawn: u64,
-    /// Withdrawn punches counted again after a later acceptance.
-    pub reinstated: u64,
-    /// Rejections of punches never stored (skipped; remembered).
-    pub rejected: u64,
-    /// Verdicts older than the one already known for their punch (no effect).
-    pub superseded: u64,
-    /// Quarantined records whose offsets advanced.
-    pub invalid: u64,
-    /// Days whose figures changed.
-    pub days_changed: u64,
-    /// Days recomputed with no change.
-    pub days_unchanged: u64,
-    /// Double taps newly ignored (growth of the days' `double_taps`).
-    pub double_taps: u64,
-}
+pub use crate::counts::Counts;
 
 /// A tenant's calendar settings.
 #[derive(Debug, Clone, Copy)]
@@ -359,8 +325,9 @@ const SQL_UNPUBLISHED: &str = "SELECT tenant_id, employee_id, work_date, first_i
      ORDER BY batch_seq";
 
 /// The consumer group of attendance for a tenant group: `attendance.<group>`.
+// Compatibility for punchctl and storm until they name it with `ConsumerGroup` themselves.
 pub fn consumer_group(group: &GroupId) -> String {
-    format!("attendance.{group}")
+    ConsumerGroup::Attendance(group.clone()).name()
 }
 
 /// The stored next offsets of `consumer_group` on `topic`, on a connection of its own (the
@@ -423,7 +390,7 @@ impl Store {
                 upsert_days: client.prepare(SQL_UPSERT_DAYS).await?,
                 store_offsets: client.prepare(SQL_STORE_OFFSETS).await?,
                 mark: client.prepare(SQL_MARK).await?,
-                unfinished: client.prepare(crate::rebuild::SQL_UNFINISHED).await?,
+                unfinished: client.prepare(marker::SQL_UNFINISHED).await?,
             })
         };
         let statements = tokio::time::timeout(statement_timeout, prepare)
@@ -433,7 +400,7 @@ impl Store {
             client,
             statements,
             group: group.clone(),
-            consumer_group: consumer_group(group),
+            consumer_group: ConsumerGroup::Attendance(group.clone()).name(),
             topic: Topic::Checked(group.clone()).name(),
             statement_timeout,
             debug_commit_delay: Duration::ZERO,
@@ -472,7 +439,7 @@ impl Store {
             .client
             .query_opt(&self.statements.unfinished, &[&self.consumer_group])
             .await?;
-        Ok(row.map(|row| crate::rebuild::unfinished_of(&self.group, &row)))
+        Ok(row.map(|row| marker::unfinished_of(&self.group, &row)))
     }
 
     /// The stored next offset of each partition of the checked topic.
@@ -765,9 +732,9 @@ impl BatchContext<'_> {
         if self.deferred.is_none()
             && let Some(row) = unfinished.first()
         {
-            return Err(StoreError::RebuildUnfinished(
-                crate::rebuild::unfinished_of(self.group, row),
-            ));
+            return Err(StoreError::RebuildUnfinished(marker::unfinished_of(
+                self.group, row,
+            )));
         }
         let mut applied = Applied {
             batch_seq: lock.first().map(|r| r.get(1)).unwrap_or_default(),
