@@ -26,7 +26,6 @@ mod counts;
 mod decode;
 pub mod metrics;
 pub mod rebuild;
-pub mod rules;
 pub mod store;
 
 use std::future::Future;
@@ -37,6 +36,8 @@ use tokio::sync::watch;
 
 pub use config::{Config, ConfigError, MetricsListen};
 pub use consumer::ConsumerError;
+/// The rules moved to their own crate; this keeps `dakoku_attendance::rules::...` working.
+pub use dakoku_rules as rules;
 
 /// Why the consumer stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -46,7 +46,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use dakoku_schemas::{
     AttendanceDay, CheckedPunch, ConsumerGroup, EmployeeId, GroupId, PunchKind, TenantId, Topic,
@@ -60,7 +60,7 @@ use uuid::Uuid;
 pub mod marker;
 
 use self::marker::{Scope, UnfinishedRebuild};
-use crate::rules::{self, DayFigures, Punch};
+use dakoku_rules::{self as rules, Calendar, DayFigures, Punch};
 
 /// Errors of the Postgres side. All of them but [`StoreError::RebuildUnfinished`] are retried
 /// by the consumer (with backoff, on a new connection); none of them ever advances an offset.
@@ -122,22 +122,6 @@ pub struct Recomputed {
 }
 
 pub use crate::counts::Counts;
-
-/// A tenant's calendar settings.
-#[derive(Debug, Clone, Copy)]
-struct Calendar {
-    tz: Tz,
-    day_change: NaiveTime,
-}
-
-impl Default for Calendar {
-    fn default() -> Self {
-        Self {
-            tz: rules::DEFAULT_TIME_ZONE,
-            day_change: rules::DEFAULT_DAY_CHANGE,
-        }
-    }
-}
 
 /// An employee's work date: the key of `attendance_days`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
