@@ -9,11 +9,13 @@
 //!   serialised across processes by an advisory lock.
 //! - [`connect`]: single connections and pools built from a `DATABASE_URL`.
 //! - [`snapshot`]: an in-memory master-data snapshot kept current by LISTEN/NOTIFY.
+//! - [`offsets`]: the `consumer_offsets` table (load, store), in the caller's transaction.
 //! - [`scratch`](ScratchDatabase): throw-away databases for tests, benchmarks and storm runs
 //!   ([`with_database`] for their URL, [`drop_database`] waiting out autovacuum).
 
 mod connect;
 mod migrate;
+pub mod offsets;
 mod scratch;
 pub mod snapshot;
 

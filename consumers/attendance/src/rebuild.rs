@@ -61,7 +61,7 @@ use crate::counts::Counts;
 use crate::decode::{Incoming, Poison, decode_record};
 use crate::store::marker::{SQL_MARK_FINISHED, SQL_MARK_UNFINISHED};
 pub use crate::store::marker::{Scope, UnfinishedRebuild, unfinished};
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// What to rebuild, and where.
 #[derive(Debug, Clone)]
@@ -411,11 +411,7 @@ impl Rebuild {
         let conflicts = tx.execute(SQL_CLEAR_CONFLICTS, &[&group, &tenant]).await?;
         let punches = tx.execute(SQL_CLEAR_PUNCHES, &[&group, &tenant]).await?;
         let rejections = tx.execute(SQL_CLEAR_REJECTIONS, &[topic, &tenant]).await?;
-        tx.execute(
-            store::SQL_STORE_OFFSETS,
-            &[consumer_group, topic, &parts, &lows],
-        )
-        .await?;
+        dakoku_store::offsets::store(&tx, consumer_group, topic, &parts, &lows).await?;
         tx.execute(SQL_MARK_UNFINISHED, &[consumer_group, &tenant])
             .await?;
         tx.commit().await?;
