@@ -54,6 +54,11 @@
 //! - `sql`: the rebuild's own statements.
 //! - `error`: [`RebuildError`].
 //!
+//!
+//! [`Store::apply`]: crate::store::Store::apply
+//! [`Store::defer_days`]: crate::store::Store::defer_days
+//! [`Store::recompute`]: crate::store::Store::recompute
+//!
 //! The rebuild marker ([`Scope`], [`UnfinishedRebuild`], [`unfinished`]) lives in the store
 //! (`store::marker`), which the batch transaction checks; it is re-exported here.
 

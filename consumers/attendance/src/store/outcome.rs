@@ -19,7 +19,7 @@ pub struct Applied {
     pub counts: Counts,
 }
 
-/// What [`Store::recompute`] did.
+/// What [`Store::recompute`](crate::store::Store::recompute) did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recomputed {
     /// The transaction's batch sequence: changed days carry it (the outbox position).
