@@ -21,8 +21,8 @@ use chrono::{Datelike as _, NaiveDate, TimeZone as _};
 use clap::Parser;
 use dakoku_attendance::{Config, rules};
 use dakoku_schemas::{
-    CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, PunchId, PunchKind, TenantId, Topic,
-    Verdict, checked_key, encode,
+    CardId, CheckedPunch, ConsumerGroup, DeviceId, EmployeeId, GroupId, PunchId, PunchKind,
+    TenantId, Topic, Verdict, checked_key, encode,
 };
 use dakoku_store::ScratchDatabase;
 use rand::rngs::StdRng;
@@ -90,24 +90,7 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
 
     // Topics of our own, filled once; every round reads them from the start.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .create()?;
-    let topics = [
-        Topic::Checked(group.clone()).name(),
-        Topic::AttendanceDaily(group.clone()).name(),
-    ];
-    let new_topics = [
-        NewTopic::new(&topics[0], args.partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&topics[1], args.partitions, TopicReplication::Fixed(1))
-            .set("cleanup.policy", "compact"),
-    ];
-    for result in admin
-        .create_topics(&new_topics, &AdminOptions::new())
-        .await?
-    {
-        result.map_err(|(topic, e)| anyhow::anyhow!("creating {topic}: {e}"))?;
-    }
+    let (admin, topics) = create_topics(&args, &group).await?;
     let started = Instant::now();
     let (records, distinct) = generate(&args, &group, &tenants)?;
     eprintln!(
@@ -160,6 +143,32 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bench's own checked and daily topics.
+async fn create_topics(
+    args: &Args,
+    group: &GroupId,
+) -> anyhow::Result<(AdminClient<DefaultClientContext>, [String; 2])> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .create()?;
+    let topics = [
+        Topic::Checked(group.clone()).name(),
+        Topic::AttendanceDaily(group.clone()).name(),
+    ];
+    let new_topics = [
+        NewTopic::new(&topics[0], args.partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(&topics[1], args.partitions, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact"),
+    ];
+    for result in admin
+        .create_topics(&new_topics, &AdminOptions::new())
+        .await?
+    {
+        result.map_err(|(topic, e)| anyhow::anyhow!("creating {topic}: {e}"))?;
+    }
+    Ok((admin, topics))
+}
+
 /// One round's timings.
 #[derive(Debug, Clone, Copy)]
 struct Round {
@@ -202,32 +211,43 @@ async fn round(
         .await?;
     }
 
-    // Bare: the same rows, same batches, same indexes, no logic.
-    db.batch_execute(
-        "CREATE TABLE bench_bare_punches (LIKE punches INCLUDING ALL); \
-         CREATE TABLE bench_distinct_punches (LIKE punches INCLUDING ALL); \
-         CREATE TABLE bench_copy_punches (LIKE punches INCLUDING ALL);",
-    )
-    .await?;
-    let bare = bare_insert(
-        &mut db,
-        "bench_bare_punches",
-        records,
-        args.batch_max_records,
-    )
-    .await?;
-    let bare_distinct = bare_insert(
-        &mut db,
-        "bench_distinct_punches",
-        distinct,
-        args.batch_max_records,
-    )
-    .await?;
-    let copy = copy_insert(&mut db, distinct).await?;
-    db.batch_execute("DROP TABLE bench_bare_punches, bench_distinct_punches, bench_copy_punches")
-        .await?;
+    let (bare, bare_distinct, copy) = baselines(args, &mut db, records, distinct).await?;
 
     // The consumer, from an empty projection to every record committed.
+    let (started, first, done) = consume(args, group, &db, db_url, records.len() as i64).await?;
+    let (first_at, first_records) = first.context("no batch committed")?;
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM punches), (SELECT count(*) FROM attendance_days)",
+            &[],
+        )
+        .await?;
+    let (stored, days): (i64, i64) = (row.get(0), row.get(1));
+    anyhow::ensure!(
+        stored == distinct.len() as i64,
+        "stored {stored} punches, expected {}",
+        distinct.len()
+    );
+    Ok(Round {
+        bare,
+        bare_distinct,
+        copy,
+        steady: done - first_at,
+        first_records,
+        wall: done - started,
+        days,
+    })
+}
+
+/// Runs the consumer from an empty projection until every record is committed: its start,
+/// its first commit (when, records) and its last commit.
+async fn consume(
+    args: &Args,
+    group: &GroupId,
+    db: &tokio_postgres::Client,
+    db_url: &str,
+    total: i64,
+) -> anyhow::Result<(Instant, Option<(Instant, i64)>, Instant)> {
     let mut config = Config::new(&args.brokers, db_url, vec![group.clone()]);
     config.batch_max_records = args.batch_max_records;
     config.batch_max_wait_ms = 100;
@@ -236,8 +256,7 @@ async fn round(
     let task = tokio::spawn(dakoku_attendance::run_with_listener(config, None, async {
         let _ = stop_rx.await;
     }));
-    let total = records.len() as i64;
-    let consumer_group = dakoku_attendance::store::consumer_group(group);
+    let consumer_group = ConsumerGroup::Attendance(group.clone()).name();
     let mut first: Option<(Instant, i64)> = None;
     let done = loop {
         let committed: i64 = db
@@ -265,28 +284,35 @@ async fn round(
     };
     let _ = stop_tx.send(());
     task.await??;
-    let (first_at, first_records) = first.context("no batch committed")?;
-    let row = db
-        .query_one(
-            "SELECT (SELECT count(*) FROM punches), (SELECT count(*) FROM attendance_days)",
-            &[],
-        )
+    Ok((started, first, done))
+}
+
+/// The baselines: the same rows, same batches, same indexes, no logic.
+async fn baselines(
+    args: &Args,
+    db: &mut tokio_postgres::Client,
+    records: &[CheckedPunch],
+    distinct: &[CheckedPunch],
+) -> anyhow::Result<(Duration, Duration, Duration)> {
+    db.batch_execute(
+        "CREATE TABLE bench_bare_punches (LIKE punches INCLUDING ALL); \
+         CREATE TABLE bench_distinct_punches (LIKE punches INCLUDING ALL); \
+         CREATE TABLE bench_copy_punches (LIKE punches INCLUDING ALL);",
+    )
+    .await?;
+    let bare = bare_insert(db, "bench_bare_punches", records, args.batch_max_records).await?;
+    let bare_distinct = bare_insert(
+        db,
+        "bench_distinct_punches",
+        distinct,
+        args.batch_max_records,
+    )
+    .await?;
+    let copy = copy_insert(db, distinct).await?;
+    db.batch_execute("DROP TABLE bench_bare_punches, bench_distinct_punches, bench_copy_punches")
         .await?;
-    let (stored, days): (i64, i64) = (row.get(0), row.get(1));
-    anyhow::ensure!(
-        stored == distinct.len() as i64,
-        "stored {stored} punches, expected {}",
-        distinct.len()
-    );
-    Ok(Round {
-        bare,
-        bare_distinct,
-        copy,
-        steady: done - first_at,
-        first_records,
-        wall: done - started,
-        days,
-    })
+
+    Ok((bare, bare_distinct, copy))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
