@@ -12,12 +12,14 @@
 //!   written through typed functions; `master/{tenants, devices, employees, licences, pauses,
 //!   outcome}`.
 //! - [`snapshot`]: an in-memory master-data snapshot kept current by LISTEN/NOTIFY.
+//! - [`offsets`]: the `consumer_offsets` table (load, store), in the caller's transaction.
 //! - [`scratch`](ScratchDatabase): throw-away databases for tests, benchmarks and storm runs
 //!   ([`with_database`] for their URL, [`drop_database`] waiting out autovacuum).
 
 mod connect;
 pub mod master;
 mod migrate;
+pub mod offsets;
 mod scratch;
 pub mod snapshot;
 

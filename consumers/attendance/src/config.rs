@@ -18,8 +18,12 @@ pub struct Config {
     pub database_url: String,
     /// Tenant group to consume (`punches.checked.<group>`, consumer group `attendance.<group>`);
     /// repeat for several groups, or set ATTENDANCE_GROUPS=a,b. Production runs one per group.
-    #[arg(long = "group", env = "ATTENDANCE_GROUPS", value_delimiter = ',', required = true,
-          value_parser = parse_group)]
+    #[arg(
+        long = "group",
+        env = "ATTENDANCE_GROUPS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub groups: Vec<GroupId>,
 
     /// Most records in one batch (one Postgres transaction).
@@ -70,10 +74,6 @@ pub struct Config {
         hide = true
     )]
     pub debug_batch_delay_ms: u64,
-}
-
-fn parse_group(s: &str) -> Result<GroupId, String> {
-    s.parse::<GroupId>().map_err(|e| e.to_string())
 }
 
 /// Where to serve metrics and health, if anywhere.

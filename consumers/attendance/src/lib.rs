@@ -8,23 +8,28 @@
 //! those stored offsets. After the commit the changed days are published.
 //!
 //! # Layout
-//! - [`rules`]: the attendance rules as pure functions ([`rules::compute_day`]): work date,
-//!   ordering, double taps, spans and breaks, anomalies, worked/break/night/overtime minutes.
-//! - [`store`]: the batch transaction ([`store::Store::apply`]): which verdict counts,
-//!   conflicts, recomputation, revisions, offsets, the publish outbox.
-//! - `consumer`: the consume loop of one tenant group: batching, rebalance at stored offsets,
-//!   retries with backoff, publishing, graceful shutdown.
+//! - [`rules`]: re-export of the `dakoku-rules` crate, the attendance rules as pure functions
+//!   ([`rules::compute_day`]) with the tenant calendar and the list of day figures.
+//! - `decode`: records of the checked topic decoded, or poisoned for quarantine (shared by
+//!   the consumer and the rebuild).
+//! - [`store`]: the batch transaction ([`store::Store::apply`]): `sql`, `resolve` (which
+//!   verdict counts), `days` (recomputation, revisions), `rows`, `columns`, `batch`,
+//!   `connection`, [`store::marker`] (the rebuild marker); offsets via `dakoku_store::offsets`.
+//! - `consumer`: the consume loop of one tenant group (`run`: batching, retries, shutdown),
+//!   `assign` (rebalance at stored offsets), `publish` (producer and outbox), `backoff`.
 //! - [`rebuild`]: the projection of a group or tenant rebuilt from the log (`punchctl rebuild`):
 //!   clear, replay through [`store::Store::apply`], recompute each day once; an interrupted
 //!   one ([`rebuild::UnfinishedRebuild`]) stops the group until it is run again.
+//! - `counts`: what a batch did ([`store::Counts`]), for metrics and the rebuild's report.
 //! - [`config`]: the typed [`Config`] (flags and environment).
 //! - [`metrics`]: metric names, `/metrics`, `/healthz`, `/readyz`.
 
 pub mod config;
 mod consumer;
+mod counts;
+mod decode;
 pub mod metrics;
 pub mod rebuild;
-pub mod rules;
 pub mod store;
 
 use std::future::Future;
@@ -35,6 +40,8 @@ use tokio::sync::watch;
 
 pub use config::{Config, ConfigError, MetricsListen};
 pub use consumer::ConsumerError;
+/// The rules moved to their own crate; this keeps `dakoku_attendance::rules::...` working.
+pub use dakoku_rules as rules;
 
 /// Why the consumer stopped with an error.
 #[derive(Debug, thiserror::Error)]

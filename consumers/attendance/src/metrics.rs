@@ -14,7 +14,7 @@ use dakoku_schemas::GroupId;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::store::Counts;
+use crate::counts::Counts;
 
 /// Metric names: the only place they are spelled. Every metric carries a `group` label.
 pub mod name {

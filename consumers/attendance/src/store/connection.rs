@@ -1,0 +1,285 @@
+//! [`Store`]: one Postgres connection of one tenant group's consumer, with its prepared
+//! statements, and the entry points that run a batch, a recompute or an outbox read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use dakoku_schemas::{AttendanceDay, ConsumerGroup, GroupId, Topic};
+use dakoku_store::offsets;
+use tokio_postgres::Client;
+
+use super::StoreError;
+use super::batch::BatchContext;
+use super::days::recompute_days;
+use super::keys::{DayKey, DayKeys};
+use super::marker::{self, Scope, UnfinishedRebuild};
+use super::outcome::{Applied, Recomputed};
+use super::pipeline::{Pending, pipelined};
+use super::rows;
+use super::sql::{self, Statements};
+use crate::counts::Counts;
+use crate::decode::Incoming;
+
+/// The stored next offsets of `consumer_group` on `topic`, on a connection of its own (the
+/// rebalance callback's lookup).
+pub async fn load_offsets(
+    database_url: &str,
+    consumer_group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<HashMap<i32, i64>, StoreError> {
+    let work = async {
+        let client = dakoku_store::connect(database_url).await?;
+        Ok(offsets::load(&client, consumer_group, topic).await?)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| StoreError::Timeout(timeout))?
+}
+
+/// One Postgres connection of one tenant group's consumer.
+#[derive(Debug)]
+pub struct Store {
+    client: Client,
+    statements: Statements,
+    group: GroupId,
+    consumer_group: String,
+    topic: String,
+    statement_timeout: Duration,
+    debug_commit_delay: Duration,
+    /// Days whose recomputation a rebuild leaves to its end (see [`crate::rebuild`]).
+    deferred: Option<Scope>,
+}
+
+impl Store {
+    /// Connects and prepares the statements. `statement_timeout` bounds every batch: a
+    /// Postgres that stops answering (rather than closing the connection) is treated as lost.
+    pub async fn connect(
+        database_url: &str,
+        group: &GroupId,
+        statement_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = dakoku_store::connect(database_url).await?;
+        let prepare = sql::prepare(&client);
+        let statements = tokio::time::timeout(statement_timeout, prepare)
+            .await
+            .map_err(|_| StoreError::Timeout(statement_timeout))??;
+        Ok(Self {
+            client,
+            statements,
+            group: group.clone(),
+            consumer_group: ConsumerGroup::Attendance(group.clone()).name(),
+            topic: Topic::Checked(group.clone()).name(),
+            statement_timeout,
+            debug_commit_delay: Duration::ZERO,
+            deferred: None,
+        })
+    }
+
+    /// Test hook: sleep this long inside every batch transaction, just before `COMMIT`, so a
+    /// kill lands mid-batch.
+    pub fn set_debug_commit_delay(&mut self, delay: Duration) {
+        self.debug_commit_delay = delay;
+    }
+
+    /// Rebuild hook: batches stop recomputing the days of `scope` (they store punches and
+    /// offsets only); [`Store::recompute`] computes those days once, at the end of the replay.
+    /// Days outside the scope are recomputed as usual.
+    pub fn defer_days(&mut self, scope: Option<Scope>) {
+        self.deferred = scope;
+    }
+
+    /// The connection, for the rebuild's own statements (which run under this connection's
+    /// lock of the group).
+    pub(crate) fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The group's unfinished rebuild, if any: the service must not consume the group until
+    /// it has been run again (see [`crate::rebuild`]).
+    pub async fn unfinished_rebuild(&self) -> Result<Option<UnfinishedRebuild>, StoreError> {
+        let row = self
+            .client
+            .query_opt(&self.statements.unfinished, &[&self.consumer_group])
+            .await?;
+        Ok(row.map(|row| marker::unfinished_of(&self.group, &row)))
+    }
+
+    /// The stored next offset of each partition of the checked topic.
+    pub async fn stored_offsets(&self) -> Result<HashMap<i32, i64>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                &self.statements.offsets,
+                &[&self.consumer_group, &self.topic],
+            )
+            .await?;
+        Ok(offsets::from_rows(&rows))
+    }
+
+    /// Days changed by batches that were committed but may not have been published (after the
+    /// publish mark), with the highest batch sequence among them.
+    pub async fn unpublished(&self) -> Result<(Vec<AttendanceDay>, i64), StoreError> {
+        let rows = self
+            .client
+            .query(
+                sql::SQL_UNPUBLISHED,
+                &[&self.group.as_str(), &self.consumer_group],
+            )
+            .await?;
+        let mut max_seq = 0;
+        let mut days = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (day, seq) = rows::unpublished_day(row);
+            max_seq = max_seq.max(seq);
+            days.push(day);
+        }
+        Ok((days, max_seq))
+    }
+
+    /// Records that every day changed by batches up to `batch_seq` is published.
+    pub async fn mark_published(&self, batch_seq: i64) -> Result<(), StoreError> {
+        self.client
+            .execute(&self.statements.mark, &[&self.consumer_group, &batch_seq])
+            .await?;
+        Ok(())
+    }
+
+    /// Applies one batch in one transaction (see the module docs). `published_through`, when
+    /// set, is recorded as the publish mark in the same transaction. On error nothing was
+    /// written.
+    pub async fn apply(
+        &mut self,
+        batch: &[Incoming],
+        published_through: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let budget = self.statement_timeout + self.debug_commit_delay;
+        match tokio::time::timeout(budget, self.apply_inner(batch, published_through, now)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(budget)),
+        }
+    }
+
+    async fn apply_inner(
+        &mut self,
+        batch: &[Incoming],
+        published_through: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let debug_delay = self.debug_commit_delay;
+        let tx = self.client.transaction().await?;
+        let st = &self.statements;
+        let ctx = BatchContext {
+            st,
+            group: &self.group,
+            consumer_group: &self.consumer_group,
+            topic: &self.topic,
+            deferred: self.deferred.as_ref(),
+        };
+        let applied = ctx.run(&tx, batch, published_through, now).await?;
+        if !debug_delay.is_zero() {
+            tracing::info!(
+                delay_ms = debug_delay.as_millis() as u64,
+                "debug: holding the batch transaction open before commit"
+            );
+            tokio::time::sleep(debug_delay).await;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Recomputes `days` (tenant, employee, work date) from their stored, counting punches in
+    /// one transaction under the group's lock, exactly as a batch recomputes the days it
+    /// touches: a day whose figures changed is upserted with `revision + 1`, `computed_at =
+    /// now` and this transaction's batch sequence (so the consumer's outbox publishes it); an
+    /// unchanged day is not written; a day with nothing counting and no row gets none. The
+    /// rebuild's final pass (see [`Store::defer_days`]).
+    pub async fn recompute(
+        &mut self,
+        days: &[(String, String, NaiveDate)],
+        now: DateTime<Utc>,
+    ) -> Result<Recomputed, StoreError> {
+        let budget = self.statement_timeout;
+        match tokio::time::timeout(budget, self.recompute_inner(days, now)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(budget)),
+        }
+    }
+
+    async fn recompute_inner(
+        &mut self,
+        days: &[(String, String, NaiveDate)],
+        now: DateTime<Utc>,
+    ) -> Result<Recomputed, StoreError> {
+        let touched: BTreeSet<DayKey> = days
+            .iter()
+            .map(|(tenant, employee, date)| DayKey {
+                tenant: tenant.clone(),
+                employee: employee.clone(),
+                date: *date,
+            })
+            .collect();
+        let keys = DayKeys::of(&touched);
+        let mut tenant_ids = keys.tenants.clone();
+        tenant_ids.sort_unstable();
+        tenant_ids.dedup();
+        let transaction = self.client.transaction().await?;
+        let tx = &transaction;
+        let st = &self.statements;
+        let cg = self.consumer_group.as_str();
+        let (keys, tenant_ids) = (&keys, &tenant_ids);
+        let round: Vec<Pending<'_>> = vec![
+            Box::pin(async move { tx.query(&st.lock, &[&cg]).await }),
+            Box::pin(async move { tx.query(&st.tenants, &[tenant_ids]).await }),
+            Box::pin(async move {
+                tx.query(
+                    &st.day_punches,
+                    &[&keys.tenants, &keys.employees, &keys.dates],
+                )
+                .await
+            }),
+            Box::pin(async move {
+                tx.query(&st.days, &[&keys.tenants, &keys.employees, &keys.dates])
+                    .await
+            }),
+        ];
+        let mut rows = pipelined(round).await?.into_iter();
+        let mut next_rows = || rows.next().unwrap_or_default();
+        let (lock, tenant_rows, punch_rows, day_rows) =
+            (next_rows(), next_rows(), next_rows(), next_rows());
+        let batch_seq: i64 = lock.first().map(|r| r.get(1)).unwrap_or_default();
+        let calendars = rows::calendars(&tenant_rows, tenant_ids);
+        let mut counts = Counts::default();
+        let (_, columns) = recompute_days(
+            &touched,
+            &punch_rows,
+            &day_rows,
+            &calendars,
+            now,
+            &mut counts,
+        );
+        if !columns.tenant.is_empty() {
+            pipelined(vec![columns.upsert(
+                tx,
+                st,
+                self.group.as_str(),
+                now,
+                batch_seq,
+            )])
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(Recomputed {
+            batch_seq,
+            changed: counts.days_changed,
+            unchanged: counts.days_unchanged,
+        })
+    }
+}
