@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 
 use crate::config::Config;
+use crate::error::BuildError;
 use crate::metrics::{self, KafkaStats};
 
 /// Why records could not be handed to Kafka.
@@ -46,14 +46,12 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// Creates the producer (connections are made lazily by librdkafka).
-    pub fn new(config: &Config) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("client.id", "dakoku-ingest-api")
+    pub fn new(config: &Config) -> Result<Self, BuildError> {
+        let producer = config
+            .kafka_factory()?
             // Nothing is acked to a recorder before every in-sync replica has it, and retries
             // inside librdkafka never duplicate or reorder.
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
+            .idempotent_producer("dakoku-ingest-api")
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
             .set("linger.ms", config.linger_ms.to_string())
             .set(
