@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dakoku_kafka::scan::scan_range;
-use dakoku_kafka::{ClientFactory, Reader, ThreadedProducer, Watermarks};
+use dakoku_kafka::{ClientBuilder, ClientFactory, Reader, ThreadedProducer, Watermarks};
 use dakoku_schemas::{
     CheckedPunch, GroupId, PunchId, RejectReason, TenantId, Topic, Verdict, VerdictKey,
     checked_key, decode, encode,
@@ -286,14 +286,7 @@ fn open_scan(
     request: &RecheckRequest,
     topic: &str,
 ) -> Result<(Reader, Watermarks), RecheckError> {
-    let consumer: Reader = kafka
-        .reader("punchctl-recheck")
-        // Never joins or commits (partitions are assigned by hand); the id names the group.
-        .set(
-            "group.id",
-            format!("punchctl-recheck.{}.{}", request.group, std::process::id()),
-        )
-        .create()?;
+    let consumer: Reader = reader_settings(kafka, &request.group).create()?;
     let client = consumer.client();
     let partitions =
         dakoku_kafka::admin::partitions(client, topic, request.timeout).map_err(|error| {
@@ -314,12 +307,7 @@ fn publish(
     fresh: &[(String, CheckedPunch)],
     progress: &dyn Progress,
 ) -> Result<u64, RecheckError> {
-    let producer: ThreadedProducer = kafka
-        .transactional_producer(
-            "punchctl-recheck",
-            format!("punchctl-recheck.{}", request.group),
-        )
-        .create()?;
+    let producer: ThreadedProducer = producer_settings(kafka, &request.group).create()?;
     let fenced = |error: &KafkaError| {
         matches!(
             error.rdkafka_error_code(),
@@ -375,4 +363,50 @@ fn publish(
         progress.published(chunk.len() as u64);
     }
     Ok(published)
+}
+
+/// The scan's reader: `read_committed`, partitions assigned by hand, end of partition
+/// reported. It never joins or commits; the group id librdkafka requires names the group.
+fn reader_settings(kafka: &ClientFactory, group: &GroupId) -> ClientBuilder {
+    kafka.reader("punchctl-recheck").set(
+        "group.id",
+        format!("punchctl-recheck.{group}.{}", std::process::id()),
+    )
+}
+
+/// The publishing producer: `punchctl-recheck.<group>`, so two rechecks of a group fence.
+fn producer_settings(kafka: &ClientFactory, group: &GroupId) -> ClientBuilder {
+    kafka.transactional_producer("punchctl-recheck", format!("punchctl-recheck.{group}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_sees_committed_records_only_and_two_rechecks_of_a_group_fence() {
+        let kafka = ClientFactory::new("k1:9092");
+        let group: GroupId = "g1".parse().expect("group");
+        let reader = reader_settings(&kafka, &group);
+        let group_id = format!("punchctl-recheck.g1.{}", std::process::id());
+        for (key, value) in [
+            ("client.id", "punchctl-recheck"),
+            ("group.id", group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "true"),
+            ("auto.offset.reset", "earliest"),
+        ] {
+            assert_eq!(reader.get(key), Some(value), "{key}");
+        }
+        let producer = producer_settings(&kafka, &group);
+        for (key, value) in [
+            ("client.id", "punchctl-recheck"),
+            ("transactional.id", "punchctl-recheck.g1"),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+        ] {
+            assert_eq!(producer.get(key), Some(value), "{key}");
+        }
+    }
 }

@@ -8,19 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dakoku_kafka::ClientFactory;
 use dakoku_schemas::{ConsumerGroup, Topic};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
+use super::clients::{consumer, producer};
 use super::context::GroupContext;
 use super::group::{GroupError, GroupState, WorkerEnv};
 use super::handle::Handler;
-use super::produce::{SessionEnd, TxProducer, fenced_or_retry, is_fenced};
+use super::produce::{SessionEnd, fenced_or_retry, is_fenced};
 use super::txn::{OpenTxn, Txns};
 use crate::breaker::{Breaker, BreakerLimits};
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 use crate::metrics;
 
 /// Runs the group's loop until shutdown or a fatal error. Blocking: call on its own thread.
@@ -123,43 +123,6 @@ fn session(env: &WorkerEnv, breaker: &mut Breaker) -> SessionEnd {
         last_consumer_warning: None,
     }
     .run()
-}
-
-/// The group's transactional producer.
-fn producer(
-    kafka: &ClientFactory,
-    config: &Config,
-    group: &ConsumerGroup,
-    transactional_id: &str,
-) -> dakoku_kafka::Result<TxProducer> {
-    kafka
-        .transactional_producer(group.name(), transactional_id)
-        .set(
-            "transaction.timeout.ms",
-            config.transaction_timeout_ms.to_string(),
-        )
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .create()
-}
-
-/// The group's consumer, in the group `licence-check.<group>` (a group member: eager
-/// round-robin rebalancing, so a revoke takes every partition and aborting the whole open
-/// transaction is exactly right; a new group starts at the beginning of the backlog).
-fn consumer(
-    kafka: &ClientFactory,
-    config: &Config,
-    group: &ConsumerGroup,
-    context: GroupContext,
-) -> dakoku_kafka::Result<BaseConsumer<GroupContext>> {
-    kafka
-        .group_member(group.name(), group.name())
-        // Static membership: a restarted instance takes its partitions back at once instead
-        // of waiting for the session timeout of its dead predecessor.
-        .set("group.instance.id", config.instance_id())
-        .set("session.timeout.ms", config.session_timeout_ms.to_string())
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(context)
 }
 
 /// The poll loop of one session.
