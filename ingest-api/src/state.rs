@@ -10,9 +10,8 @@ use std::time::Duration;
 use dakoku_token::TokenKeys;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-pub use crate::error::BuildError;
-
 use crate::config::Config;
+use crate::error::BuildError;
 use crate::limits::{self, Budget, DeviceLimiter};
 use crate::metrics;
 use crate::publisher::Publisher;
