@@ -16,8 +16,9 @@ use serde::Serialize;
 
 pub use crate::accept::{Receipt, Rejected};
 use crate::error::ApiError;
+pub use crate::error::BuildError;
 use crate::metrics;
-pub use crate::state::{AppState, BuildError};
+pub use crate::state::AppState;
 
 /// The OpenAPI document of the recorder API, kept in the repository.
 pub const OPENAPI: &str = include_str!("../openapi.json");

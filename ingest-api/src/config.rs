@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use dakoku_kafka::{ClientFactory, KafkaArgs};
 
 /// Everything `ingest-api` can be told. Defaults suit the local stack.
 #[derive(Debug, Clone, Args)]
@@ -12,9 +13,9 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "INGEST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
+    /// Where Kafka is (`--brokers`/`KAFKA_BROKERS`) and its client properties.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Postgres URL of the master data (read only, in the background, never per request).
     #[arg(long, env = "DATABASE_URL", default_value = dakoku_store::DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -153,6 +154,14 @@ impl Config {
             return fail("max_connections must be positive");
         }
         Ok(())
+    }
+
+    /// The Kafka client factory for [`Config::kafka`]; a properties file that cannot be read
+    /// or parsed is a configuration error, said before anything starts.
+    pub fn kafka_factory(&self) -> Result<ClientFactory, ConfigError> {
+        self.kafka
+            .factory()
+            .map_err(|error| ConfigError(error.to_string()))
     }
 
     /// `acceptor_id`, or host name and pid.

@@ -1,4 +1,5 @@
-//! Every refusal the acceptor gives, with the whole status policy in one `match`.
+//! Every refusal the acceptor gives, with the whole status policy in one `match`; and
+//! [`BuildError`], why the acceptor cannot start.
 //!
 //! Error bodies are always `{"error": "<code>", "message": "<human text>"}`. Refusals that a
 //! recorder should retry carry `Retry-After`, jittered by the caller so that thousands of
@@ -9,7 +10,23 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use dakoku_token::TokenError;
+use dakoku_token::{KeyError, TokenError};
+
+use crate::config::ConfigError;
+
+/// Errors building the acceptor.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration is inconsistent (or its Kafka properties file unreadable).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The token keys are unusable.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The Kafka producer could not be created.
+    #[error(transparent)]
+    Kafka(#[from] dakoku_kafka::Error),
+}
 
 /// Why a request was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

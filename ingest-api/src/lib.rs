@@ -6,7 +6,8 @@
 //! cheap and carry a jittered `Retry-After`.
 //!
 //! # Layout
-//! - [`config`]: the typed configuration and its start-up checks.
+//! - [`config`]: the typed configuration (Kafka settings flattened from `KafkaArgs`) and its
+//!   start-up checks.
 //! - [`app`]: the router and handlers (`/v1/punches`, health, readiness, metrics, OpenAPI).
 //! - [`state`]: [`AppState`], what every request shares, and how it is built.
 //! - [`admission`]: the cheap refusals decided from headers before the body is read.
@@ -17,8 +18,8 @@
 //! - [`token`]: re-export of the `dakoku-token` crate (signed device tokens) for old callers.
 //! - [`snapshot`]: the in-memory master data (routing, revocations, pauses) and its refresher.
 //! - [`limits`]: per-device rate limits, in-flight budgets, jitter.
-//! - [`publisher`]: the Kafka producer.
-//! - [`error`]: every refusal and its status.
+//! - [`publisher`]: the Kafka producer, from the `dakoku-kafka` client factory.
+//! - [`error`]: every refusal and its status; why the acceptor cannot start.
 //! - [`metrics`]: metric names and the Prometheus exporter.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]

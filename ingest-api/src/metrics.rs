@@ -220,11 +220,14 @@ pub fn snapshot_health(age: Option<Duration>, database_ok: bool) {
     gauge!(name::SNAPSHOT_DATABASE_OK).set(if database_ok { 1.0 } else { 0.0 });
 }
 
-/// The producer's librdkafka context: republishes statistics as metrics.
+/// The producer's librdkafka context: republishes statistics as metrics, and logs
+/// librdkafka's events at their true level.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KafkaStats;
 
 impl ClientContext for KafkaStats {
+    dakoku_kafka::log_to_tracing!();
+
     fn stats(&self, stats: Statistics) {
         gauge!(name::PRODUCER_QUEUE_MESSAGES).set(stats.msg_cnt as f64);
         gauge!(name::PRODUCER_QUEUE_BYTES).set(stats.msg_size as f64);

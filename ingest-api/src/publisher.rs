@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 
+use dakoku_kafka::{ClientBuilder, ClientFactory};
+
 use crate::config::Config;
+use crate::error::BuildError;
 use crate::metrics::{self, KafkaStats};
 
 /// Why records could not be handed to Kafka.
@@ -46,27 +48,9 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// Creates the producer (connections are made lazily by librdkafka).
-    pub fn new(config: &Config) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("client.id", "dakoku-ingest-api")
-            // Nothing is acked to a recorder before every in-sync replica has it, and retries
-            // inside librdkafka never duplicate or reorder.
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", config.message_timeout_ms.to_string())
-            .set("linger.ms", config.linger_ms.to_string())
-            .set(
-                "queue.buffering.max.messages",
-                config.producer_queue_messages.to_string(),
-            )
-            .set(
-                "queue.buffering.max.kbytes",
-                config.producer_queue_kbytes.to_string(),
-            )
-            .set("compression.type", "lz4")
-            .set("statistics.interval.ms", "5000")
-            .create_with_context(KafkaStats)?;
+    pub fn new(config: &Config) -> Result<Self, BuildError> {
+        let producer =
+            producer_settings(&config.kafka_factory()?, config).create_with_context(KafkaStats)?;
         Ok(Self {
             producer,
             // Optimistic until the first check: refusing everything at start-up would be worse.
@@ -139,5 +123,52 @@ impl Publisher {
     /// Messages librdkafka still holds (queued or awaiting acknowledgement).
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
+    }
+}
+
+/// The acceptor's producer as `config` tunes it.
+fn producer_settings(factory: &ClientFactory, config: &Config) -> ClientBuilder {
+    factory
+        // Nothing is acked to a recorder before every in-sync replica has it, and retries
+        // inside librdkafka never duplicate or reorder.
+        .idempotent_producer("dakoku-ingest-api")
+        .set("message.timeout.ms", config.message_timeout_ms.to_string())
+        .set("linger.ms", config.linger_ms.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            config.producer_queue_messages.to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            config.producer_queue_kbytes.to_string(),
+        )
+        .set("compression.type", "lz4")
+        .set("statistics.interval.ms", "5000")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producer_is_idempotent_acks_all_and_tuned_by_the_config() {
+        let mut config = Config::new("k1:9092", "postgres://x@127.0.0.1/x", "k:x");
+        config.linger_ms = 7;
+        config.message_timeout_ms = 4_000;
+        let settings = producer_settings(&ClientFactory::new("k1:9092"), &config);
+        for (key, value) in [
+            ("bootstrap.servers", "k1:9092"),
+            ("client.id", "dakoku-ingest-api"),
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "4000"),
+            ("linger.ms", "7"),
+            ("queue.buffering.max.messages", "100000"),
+            ("queue.buffering.max.kbytes", "65536"),
+            ("compression.type", "lz4"),
+            ("statistics.interval.ms", "5000"),
+        ] {
+            assert_eq!(settings.get(key), Some(value), "{key}");
+        }
     }
 }

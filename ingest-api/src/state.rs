@@ -7,28 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dakoku_token::{KeyError, TokenKeys};
+use dakoku_token::TokenKeys;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::error::BuildError;
 use crate::limits::{self, Budget, DeviceLimiter};
 use crate::metrics;
 use crate::publisher::Publisher;
 use crate::snapshot::SnapshotCell;
-
-/// Errors building the acceptor.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The configuration is inconsistent.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The token keys are unusable.
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-    /// The Kafka producer could not be created.
-    #[error("cannot create the Kafka producer: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-}
 
 /// Everything a request needs, shared by all of them.
 #[derive(Debug)]

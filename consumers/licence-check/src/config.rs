@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use dakoku_kafka::{ClientFactory, KafkaArgs};
 use dakoku_schemas::{ConsumerGroup, GroupId};
 
 /// What the loop does with each raw record.
@@ -29,9 +30,9 @@ pub struct Config {
         required = true
     )]
     pub groups: Vec<GroupId>,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
+    /// Where Kafka is (`--brokers`/`KAFKA_BROKERS`) and its client properties.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Postgres URL of the master data (read in the background, never per punch).
     #[arg(long, env = "DATABASE_URL", default_value = dakoku_store::DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -219,6 +220,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The Kafka client factory for [`Config::kafka`]; a properties file that cannot be read
+    /// or parsed is a configuration error, said before anything starts.
+    pub fn kafka_factory(&self) -> Result<ClientFactory, ConfigError> {
+        self.kafka
+            .factory()
+            .map_err(|error| ConfigError(error.to_string()))
     }
 
     /// `instance_id`, or the host name.

@@ -13,13 +13,16 @@
 //! - [`config`]: the typed [`Config`] (flags and environment) and its start-up checks.
 //! - [`service`]: [`run`] / [`serve`] / [`Service`]: refresher, group threads, `/metrics`,
 //!   `/healthz`, `/readyz`, graceful shutdown.
-//! - [`worker`]: one group's transactional consume-transform-produce loop: `session` (clients,
-//!   poll loop, rebuild after failures), `handle` (judge or quarantine one record), `txn` (begin,
-//!   commit with the offsets, abort), `context` (rebalance and statistics callbacks).
+//! - [`worker`]: one group's transactional consume-transform-produce loop: `session` (poll
+//!   loop, rebuild after failures), `clients` (producer and group member from the
+//!   `dakoku-kafka` factory), `handle` (judge or quarantine one record), `txn` (begin, commit
+//!   with the offsets, abort), `context` (rebalance and statistics callbacks, librdkafka's
+//!   events logged at their true level), `group`, `produce`.
 //! - [`check`](mod@check): the licence check, a pure function of punch and snapshot.
 //! - [`snapshot`]: the master-data snapshot and its LISTEN/NOTIFY + poll refresher.
 //! - [`breaker`]: the circuit breaker on undecodable input.
-//! - [`recheck`]: re-judging rejected punches after master data is fixed (`punchctl recheck`).
+//! - [`recheck`]: re-judging rejected punches after master data is fixed (`punchctl recheck`),
+//!   scanning with `dakoku_kafka::scan`.
 //! - [`metrics`]: metric names and the Prometheus exporter.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]

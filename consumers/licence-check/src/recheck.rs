@@ -18,19 +18,20 @@
 //! The transactional id is `punchctl-recheck.<group>`: two rechecks of one group at once fence
 //! each other instead of both publishing.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::Utc;
+use dakoku_kafka::scan::scan_range;
+use dakoku_kafka::{ClientBuilder, ClientFactory, Reader, ThreadedProducer, Watermarks};
 use dakoku_schemas::{
     CheckedPunch, GroupId, PunchId, RejectReason, TenantId, Topic, Verdict, VerdictKey,
     checked_key, decode, encode,
 };
-use dakoku_service::scan::{ScanError, scan_range};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::check::check;
 use crate::snapshot::Snapshot;
@@ -41,7 +42,8 @@ const CHUNK: usize = 10_000;
 /// What to recheck.
 #[derive(Debug, Clone)]
 pub struct RecheckRequest {
-    /// Kafka bootstrap servers.
+    /// Kafka bootstrap servers; [`recheck`] connects with these alone, [`recheck_with`] with
+    /// the factory it is given (which carries the operator's client properties too).
     pub brokers: String,
     /// The group whose `punches.checked.<group>` is scanned.
     pub group: GroupId,
@@ -102,15 +104,9 @@ pub struct RecheckSummary {
 /// Why a recheck failed. Nothing is half-published: verdicts commit in transactions.
 #[derive(Debug, thiserror::Error)]
 pub enum RecheckError {
-    /// Kafka failed; `doing` says at which step.
-    #[error("{doing}: {source}")]
-    Kafka {
-        /// The step.
-        doing: String,
-        /// What Kafka said.
-        #[source]
-        source: KafkaError,
-    },
+    /// Kafka failed; the error says at which step.
+    #[error(transparent)]
+    Kafka(#[from] dakoku_kafka::Error),
     /// The checked topic does not exist. Create it: `punchctl topics create --group <group>`.
     #[error("topic {0} does not exist; create it with `punchctl topics create --group <group>`")]
     NoTopic(String),
@@ -130,11 +126,6 @@ pub enum RecheckError {
         "another recheck of group {0} is running and fenced this one; let it finish, then run again"
     )]
     Fenced(GroupId),
-}
-
-fn kafka(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> RecheckError {
-    let doing = doing.into();
-    move |source| RecheckError::Kafka { doing, source }
 }
 
 /// A punch's counting verdict so far in the scan (a rejection is kept whole: it may be
@@ -160,14 +151,31 @@ impl Seen {
     }
 }
 
-/// Rechecks `request` against `snapshot`. Blocking: run it on a blocking thread.
+/// Rechecks `request` against `snapshot`, connecting to `request.brokers` with no other
+/// client property. Blocking: run it on a blocking thread.
 pub fn recheck(
     request: &RecheckRequest,
     snapshot: &Snapshot,
     progress: &dyn Progress,
 ) -> Result<RecheckSummary, RecheckError> {
+    recheck_with(
+        &ClientFactory::new(&request.brokers),
+        request,
+        snapshot,
+        progress,
+    )
+}
+
+/// Rechecks `request` against `snapshot` with clients from `kafka` (`request.brokers` is not
+/// used). Blocking: run it on a blocking thread.
+pub fn recheck_with(
+    kafka: &ClientFactory,
+    request: &RecheckRequest,
+    snapshot: &Snapshot,
+    progress: &dyn Progress,
+) -> Result<RecheckSummary, RecheckError> {
     let topic = Topic::Checked(request.group.clone()).name();
-    let punches = scan(request, &topic, progress)?;
+    let punches = scan(kafka, request, &topic, progress)?;
     let mut summary = RecheckSummary {
         master_data_version: snapshot.version,
         records_scanned: punches.records,
@@ -199,67 +207,56 @@ pub fn recheck(
     summary.now_accepted = fresh.len() as u64;
     summary.accepted_punches = fresh.iter().map(|(_, p)| p.punch_id).collect();
     if !request.dry_run && !fresh.is_empty() {
-        summary.published = publish(request, &topic, &fresh, progress)?;
+        summary.published = publish(kafka, request, &topic, &fresh, progress)?;
     }
     Ok(summary)
 }
 
+/// What the scan found: every punch in scope with its counting verdict so far.
+#[derive(Default)]
 struct Scanned {
     records: u64,
     undecodable: u64,
     by_id: HashMap<PunchId, Seen>,
 }
 
+impl Scanned {
+    /// Folds in one record of the checked topic.
+    fn add(&mut self, payload: Option<&[u8]>, tenant: Option<&TenantId>) {
+        self.records += 1;
+        let Some(punch) = payload.and_then(|payload| decode::<CheckedPunch>(payload).ok()) else {
+            self.undecodable += 1;
+            return;
+        };
+        if tenant.is_some_and(|tenant| tenant != &punch.tenant_id) {
+            return;
+        }
+        match self.by_id.entry(punch.punch_id) {
+            Entry::Occupied(mut seen) => {
+                if VerdictKey::of(&punch) > seen.get().key() {
+                    seen.insert(Seen::of(punch));
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Seen::of(punch));
+            }
+        }
+    }
+}
+
 fn scan(
+    kafka: &ClientFactory,
     request: &RecheckRequest,
     topic: &str,
     progress: &dyn Progress,
 ) -> Result<Scanned, RecheckError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &request.brokers)
-        .set("client.id", "punchctl-recheck")
-        // Never joins or commits: partitions are assigned by hand. The id is required anyway.
-        .set(
-            "group.id",
-            format!("punchctl-recheck.{}.{}", request.group, std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(kafka("creating the scan consumer"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), request.timeout)
-        .map_err(kafka(format!("reading the metadata of {topic}")))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(RecheckError::NoTopic(topic.to_owned()));
-    }
-    // Each partition up to its end at scan time: everything committed before the scan began
-    // (dakoku_service::scan says why that end is reached however busy the topic is).
-    let mut bounds = BTreeMap::new();
-    for &partition in &partitions {
-        let marks = consumer
-            .fetch_watermarks(topic, partition, request.timeout)
-            .map_err(kafka(format!("reading the offsets of {topic}")))?;
-        bounds.insert(partition, marks);
-    }
+    let (consumer, bounds) = open_scan(kafka, request, topic)?;
     let total = bounds
         .values()
         .map(|&(low, high)| u64::try_from(high - low).unwrap_or(0))
         .sum();
     progress.scanning(total);
-    let mut scanned = Scanned {
-        records: 0,
-        undecodable: 0,
-        by_id: HashMap::new(),
-    };
+    let mut scanned = Scanned::default();
     // A transaction open at scan time holds a read_committed reader back until it ends: within
     // the transaction timeout at the latest.
     let stall = request.timeout.max(Duration::from_secs(90));
@@ -268,65 +265,49 @@ fn scan(
         topic,
         &bounds,
         stall,
-        &mut |_, _, payload| {
-            scanned.records += 1;
-            let Some(punch) = payload.and_then(|payload| decode::<CheckedPunch>(payload).ok())
-            else {
-                scanned.undecodable += 1;
-                return;
-            };
-            if request
-                .tenant
-                .as_ref()
-                .is_some_and(|tenant| tenant != &punch.tenant_id)
-            {
-                return;
-            }
-            match scanned.by_id.entry(punch.punch_id) {
-                std::collections::hash_map::Entry::Occupied(mut seen) => {
-                    if VerdictKey::of(&punch) > seen.get().key() {
-                        seen.insert(Seen::of(punch));
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Seen::of(punch));
-                }
-            }
-        },
+        &mut |_, _, payload| scanned.add(payload, request.tenant.as_ref()),
         &mut |n| progress.scanned(n),
-    )?;
+    )
+    .map_err(|error| match error {
+        dakoku_kafka::Error::Stalled { topic, waited } => RecheckError::ScanTimeout {
+            topic,
+            timeout: waited,
+        },
+        other => other.into(),
+    })?;
     Ok(scanned)
 }
 
-impl From<ScanError> for RecheckError {
-    fn from(error: ScanError) -> Self {
-        match error {
-            ScanError::Kafka { doing, source } => RecheckError::Kafka { doing, source },
-            ScanError::Stalled { topic, waited } => RecheckError::ScanTimeout {
-                topic,
-                timeout: waited,
-            },
-        }
-    }
+/// The scan's reader and its bounds: each partition up to its end at scan time, so
+/// everything committed before the scan began (`dakoku_kafka::scan` says why that end is
+/// reached however busy the topic is).
+fn open_scan(
+    kafka: &ClientFactory,
+    request: &RecheckRequest,
+    topic: &str,
+) -> Result<(Reader, Watermarks), RecheckError> {
+    let consumer: Reader = reader_settings(kafka, &request.group).create()?;
+    let client = consumer.client();
+    let partitions =
+        dakoku_kafka::admin::partitions(client, topic, request.timeout).map_err(|error| {
+            if error.is_unknown_topic() {
+                RecheckError::NoTopic(topic.to_owned())
+            } else {
+                error.into()
+            }
+        })?;
+    let bounds = dakoku_kafka::admin::watermarks(client, topic, &partitions, request.timeout)?;
+    Ok((consumer, bounds))
 }
 
 fn publish(
+    kafka: &ClientFactory,
     request: &RecheckRequest,
     topic: &str,
     fresh: &[(String, CheckedPunch)],
     progress: &dyn Progress,
 ) -> Result<u64, RecheckError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &request.brokers)
-        .set("client.id", "punchctl-recheck")
-        .set(
-            "transactional.id",
-            format!("punchctl-recheck.{}", request.group),
-        )
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .map_err(kafka("creating the producer"))?;
+    let producer: ThreadedProducer = producer_settings(kafka, &request.group).create()?;
     let fenced = |error: &KafkaError| {
         matches!(
             error.rdkafka_error_code(),
@@ -341,7 +322,7 @@ fn publish(
         if fenced(&error) {
             RecheckError::Fenced(request.group.clone())
         } else {
-            kafka(doing)(error)
+            dakoku_kafka::Error::kafka(doing, error).into()
         }
     };
     producer
@@ -382,4 +363,50 @@ fn publish(
         progress.published(chunk.len() as u64);
     }
     Ok(published)
+}
+
+/// The scan's reader: `read_committed`, partitions assigned by hand, end of partition
+/// reported. It never joins or commits; the group id librdkafka requires names the group.
+fn reader_settings(kafka: &ClientFactory, group: &GroupId) -> ClientBuilder {
+    kafka.reader("punchctl-recheck").set(
+        "group.id",
+        format!("punchctl-recheck.{group}.{}", std::process::id()),
+    )
+}
+
+/// The publishing producer: `punchctl-recheck.<group>`, so two rechecks of a group fence.
+fn producer_settings(kafka: &ClientFactory, group: &GroupId) -> ClientBuilder {
+    kafka.transactional_producer("punchctl-recheck", format!("punchctl-recheck.{group}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_sees_committed_records_only_and_two_rechecks_of_a_group_fence() {
+        let kafka = ClientFactory::new("k1:9092");
+        let group: GroupId = "g1".parse().expect("group");
+        let reader = reader_settings(&kafka, &group);
+        let group_id = format!("punchctl-recheck.g1.{}", std::process::id());
+        for (key, value) in [
+            ("client.id", "punchctl-recheck"),
+            ("group.id", group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "true"),
+            ("auto.offset.reset", "earliest"),
+        ] {
+            assert_eq!(reader.get(key), Some(value), "{key}");
+        }
+        let producer = producer_settings(&kafka, &group);
+        for (key, value) in [
+            ("client.id", "punchctl-recheck"),
+            ("transactional.id", "punchctl-recheck.g1"),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+        ] {
+            assert_eq!(producer.get(key), Some(value), "{key}");
+        }
+    }
 }

@@ -118,6 +118,7 @@ impl Service {
     /// Starts everything and returns at once; see [`Service::wait`].
     pub fn start(config: Config, listener: TcpListener) -> Result<Self, RunError> {
         config.validate()?;
+        let kafka = config.kafka_factory()?;
         let config = Arc::new(config);
         let local_addr = listener.local_addr().map_err(|source| RunError::Bind {
             addr: config.metrics_listen,
@@ -147,6 +148,7 @@ impl Service {
             let shared = Arc::new(GroupShared::new(group.clone()));
             let env = WorkerEnv {
                 config: Arc::clone(&config),
+                kafka: kafka.clone(),
                 shared: Arc::clone(&shared),
                 snapshot: Arc::clone(&cell),
                 stop: Arc::clone(&stop),

@@ -13,25 +13,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use dakoku_kafka::{Admin, FutureProducer, KafkaArgs, TopicSpec};
 use dakoku_licence_check::{Config, Mode, Service};
 use dakoku_schemas::{GroupId, PunchId, PunchKind, RawPunch, Topic, encode, raw_key};
 use dakoku_store::ScratchDatabase;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureRecord, Producer as _};
 
 /// How long dropping the bench's database waits for autovacuum, which the seeded employees
 /// (50,000 by default) can set to work and which `DROP DATABASE .. WITH (FORCE)` cannot end.
 const DROP_WAIT: Duration = Duration::from_secs(2 * 60);
 
+/// How long a topic creation or deletion may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Measure licence-check against a transactional pass-through on the local stack.
 #[derive(Debug, Parser)]
 #[command(name = "licence-bench", version, about)]
 struct Cli {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// A Postgres URL whose role may create databases; the bench makes its own and drops it.
     #[arg(long, env = "DATABASE_URL", default_value = dakoku_store::DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
@@ -91,9 +91,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn bench(cli: &Cli, db: &ScratchDatabase, suffix: &str) -> anyhow::Result<Vec<Measured>> {
     seed(db, cli).await?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .create()?;
+    let admin = Admin::new(&cli.kafka.factory()?, "licence-bench", ADMIN_TIMEOUT)?;
     let modes: Vec<Mode> = (0..cli.rounds)
         .flat_map(|_| [Mode::Check, Mode::Passthrough])
         .collect();
@@ -139,7 +137,7 @@ async fn bench(cli: &Cli, db: &ScratchDatabase, suffix: &str) -> anyhow::Result<
     }
     .await;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    admin.delete_topics(&names, &AdminOptions::new()).await?;
+    admin.delete_topics(&names).await?;
     outcome
 }
 
@@ -180,7 +178,8 @@ async fn measure(
     mode: Mode,
     suffix: &str,
 ) -> anyhow::Result<Measured> {
-    let mut config = Config::new(&cli.brokers, db.url(), std::slice::from_ref(group));
+    let mut config = Config::new(&cli.kafka.brokers, db.url(), std::slice::from_ref(group));
+    config.kafka = cli.kafka.clone();
     config.mode = mode;
     config.instance_id = Some(format!("bench-{suffix}"));
     config.batch_max_records = cli.batch_max_records;
@@ -313,10 +312,10 @@ fn raw_records(cli: &Cli, group: &GroupId) -> Vec<(String, Vec<u8>)> {
 }
 
 async fn produce(cli: &Cli, group: &GroupId, records: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
+    let producer: FutureProducer = cli
+        .kafka
+        .factory()?
+        .idempotent_producer("licence-bench")
         .set("linger.ms", "20")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
@@ -341,25 +340,18 @@ async fn produce(cli: &Cli, group: &GroupId, records: &[(String, Vec<u8>)]) -> a
     Ok(())
 }
 
-async fn create_topics(
-    admin: &AdminClient<DefaultClientContext>,
-    names: &[String],
-    partitions: i32,
-) -> anyhow::Result<()> {
-    let topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
-        result.map_err(|(topic, error)| anyhow::anyhow!("creating {topic}: {error}"))?;
-    }
+async fn create_topics(admin: &Admin, names: &[String], partitions: i32) -> anyhow::Result<()> {
+    let spec = |name: &str, partitions| TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        replication_factor: 1,
+        configs: Vec::new(),
+    };
+    let topics: Vec<TopicSpec> = names.iter().map(|name| spec(name, partitions)).collect();
+    admin.create_topics(&topics).await?;
     // The quarantine topic is shared and normally exists; create it if this is a fresh stack.
-    let quarantine = Topic::Quarantine.name();
     let _ = admin
-        .create_topics(
-            &[NewTopic::new(&quarantine, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[spec(&Topic::Quarantine.name(), 1)])
         .await;
     Ok(())
 }

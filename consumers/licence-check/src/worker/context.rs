@@ -1,5 +1,5 @@
-//! The consumer's callbacks: abort the open transaction when partitions are revoked, and turn
-//! librdkafka statistics into lag gauges.
+//! The consumer's callbacks: abort the open transaction when partitions are revoked, turn
+//! librdkafka statistics into lag gauges, and log librdkafka's events at their true level.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +33,8 @@ pub(super) struct GroupContext {
 }
 
 impl ClientContext for GroupContext {
+    dakoku_kafka::log_to_tracing!();
+
     fn stats(&self, statistics: Statistics) {
         let Some(topic) = statistics.topics.get(&self.raw_topic) else {
             return;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::GroupId;
 
 use crate::config::Config;
@@ -114,6 +115,8 @@ impl GroupShared {
 pub struct WorkerEnv {
     /// The service configuration.
     pub config: Arc<Config>,
+    /// Builds the group's Kafka clients (from `config.kafka`).
+    pub kafka: ClientFactory,
     /// Shared with the service.
     pub shared: Arc<GroupShared>,
     /// The master data.

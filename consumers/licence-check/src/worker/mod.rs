@@ -20,11 +20,13 @@
 //! # Layout
 //! - `group`: what the service and a group's thread share (state, counters, errors).
 //! - `produce`: the transactional producer, back-pressured sends, and how a session ends.
-//! - `context`: the consumer's callbacks (abort on revoke, lag from statistics).
+//! - `context`: the consumer's callbacks (abort on revoke, lag from statistics, logging).
+//! - `clients`: the transactional producer and the group member, from the client factory.
 //! - `txn`: the transaction cycle: begin, commit with the input offsets, abort.
 //! - `handle`: one raw record into its verdict or quarantine record.
 //! - `session`: [`run_group`], one life of the clients, and the poll loop over the above.
 
+mod clients;
 mod context;
 mod group;
 mod handle;

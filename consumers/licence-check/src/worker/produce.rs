@@ -5,12 +5,12 @@ use std::thread;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use rdkafka::producer::BaseRecord;
 
 use super::group::GroupError;
 
-/// The transactional producer.
-pub(super) type TxProducer = ThreadedProducer<DefaultProducerContext>;
+/// The transactional producer (its context logs librdkafka's events at their true level).
+pub(super) type TxProducer = dakoku_kafka::ThreadedProducer;
 
 /// Why a session ended.
 pub(super) enum SessionEnd {

@@ -9,18 +9,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dakoku_schemas::{ConsumerGroup, Topic};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
+use super::clients::{consumer, producer};
 use super::context::GroupContext;
 use super::group::{GroupError, GroupState, WorkerEnv};
 use super::handle::Handler;
-use super::produce::{SessionEnd, TxProducer, fenced_or_retry, is_fenced};
+use super::produce::{SessionEnd, fenced_or_retry, is_fenced};
 use super::txn::{OpenTxn, Txns};
 use crate::breaker::{Breaker, BreakerLimits};
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 use crate::metrics;
 
 /// Runs the group's loop until shutdown or a fatal error. Blocking: call on its own thread.
@@ -87,7 +87,7 @@ fn session(env: &WorkerEnv, breaker: &mut Breaker) -> SessionEnd {
     let raw_topic = Topic::Raw(group.clone()).name();
     let consumer_group = ConsumerGroup::LicenceCheck(group.clone());
     let transactional_id = config.transactional_id(group);
-    let producer = match producer(config, &consumer_group, &transactional_id) {
+    let producer = match producer(&env.kafka, config, &consumer_group, &transactional_id) {
         Ok(producer) => Arc::new(producer),
         Err(error) => return SessionEnd::Retry(format!("creating the producer: {error}")),
     };
@@ -106,7 +106,7 @@ fn session(env: &WorkerEnv, breaker: &mut Breaker) -> SessionEnd {
         broken: AtomicBool::new(false),
         committed: Mutex::new(HashMap::new()),
     };
-    let consumer = match consumer(config, &consumer_group, context) {
+    let consumer = match consumer(&env.kafka, config, &consumer_group, context) {
         Ok(consumer) => consumer,
         Err(error) => return SessionEnd::Retry(format!("creating the consumer: {error}")),
     };
@@ -123,53 +123,6 @@ fn session(env: &WorkerEnv, breaker: &mut Breaker) -> SessionEnd {
         last_consumer_warning: None,
     }
     .run()
-}
-
-/// The group's transactional producer.
-fn producer(
-    config: &Config,
-    group: &ConsumerGroup,
-    transactional_id: &str,
-) -> Result<TxProducer, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", group.name())
-        .set("transactional.id", transactional_id)
-        .set(
-            "transaction.timeout.ms",
-            config.transaction_timeout_ms.to_string(),
-        )
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .create()
-}
-
-/// The group's consumer, in the group `licence-check.<group>`.
-fn consumer(
-    config: &Config,
-    group: &ConsumerGroup,
-    context: GroupContext,
-) -> Result<BaseConsumer<GroupContext>, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", group.name())
-        .set("group.id", group.name())
-        // Static membership: a restarted instance takes its partitions back at once instead
-        // of waiting for the session timeout of its dead predecessor.
-        .set("group.instance.id", config.instance_id())
-        .set("session.timeout.ms", config.session_timeout_ms.to_string())
-        // Eager rebalancing: a revoke takes every partition, so aborting the whole open
-        // transaction is exactly right.
-        .set("partition.assignment.strategy", "roundrobin")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        // librdkafka defaults to latest: a new group would silently skip the backlog.
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(context)
 }
 
 /// The poll loop of one session.
