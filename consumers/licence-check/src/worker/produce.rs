@@ -1,8 +1,9 @@
 //! The transactional producer: its type, sends that wait out a full queue, and how its
 //! errors end a session (fenced for good, or retried with new clients).
 
+use std::collections::VecDeque;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::BaseRecord;
@@ -20,6 +21,47 @@ pub(super) enum SessionEnd {
     Fatal(GroupError),
     /// Rebuild the clients and continue from the committed offsets.
     Retry(String),
+    /// The broker fenced the consumer's static group instance id. Either another instance
+    /// runs with the same id (the group must stop), or librdkafka's own member went stale
+    /// after its session timed out, e.g. across a broker restart, and it took itself for
+    /// another (librdkafka issue 3437): a new consumer takes the id back. [`FenceBudget`]
+    /// tells them apart by how often it happens.
+    InstanceFenced(GroupError),
+}
+
+/// How many consumer fencings in how long a group tolerates before it believes a second
+/// instance runs with its id. A stale member is fenced once per broker outage; two instances
+/// with one id fence each other at every rejoin, seconds apart.
+#[derive(Debug)]
+pub(super) struct FenceBudget {
+    recent: VecDeque<Instant>,
+}
+
+impl FenceBudget {
+    /// Fencings tolerated within [`FenceBudget::WINDOW`].
+    pub(super) const MAX: usize = 3;
+    /// The window.
+    pub(super) const WINDOW: Duration = Duration::from_secs(300);
+
+    pub(super) fn new() -> Self {
+        Self {
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Records a fencing at `now`; true while the group should rebuild its clients rather
+    /// than stop.
+    pub(super) fn allows(&mut self, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > Self::WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        self.recent.len() <= Self::MAX
+    }
 }
 
 impl From<GroupError> for SessionEnd {
@@ -75,5 +117,26 @@ where
             }
             Err((error, _)) => return Err(SessionEnd::Retry(format!("producing: {error}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_member_is_tolerated_and_a_second_instance_is_not() {
+        let start = Instant::now();
+        let mut budget = FenceBudget::new();
+        // One fencing per broker outage, hours apart: always rejoin.
+        for hour in 0..10 {
+            assert!(budget.allows(start + Duration::from_secs(3_600 * hour)));
+        }
+        // Two instances with one id fence each other at every rejoin: the group stops.
+        let mut budget = FenceBudget::new();
+        let verdicts: Vec<bool> = (0..5)
+            .map(|i| budget.allows(start + Duration::from_secs(2 * i)))
+            .collect();
+        assert_eq!(verdicts, [true, true, true, false, false]);
     }
 }

@@ -17,7 +17,7 @@ use super::clients::{consumer, producer};
 use super::context::GroupContext;
 use super::group::{GroupError, GroupState, WorkerEnv};
 use super::handle::Handler;
-use super::produce::{SessionEnd, fenced_or_retry, is_fenced};
+use super::produce::{FenceBudget, SessionEnd, fenced_or_retry, is_fenced};
 use super::txn::{OpenTxn, Txns};
 use crate::breaker::{Breaker, BreakerLimits};
 use crate::config::Mode;
@@ -33,11 +33,25 @@ pub fn run_group(env: &WorkerEnv) -> Result<(), GroupError> {
     };
     let mut breaker = Breaker::new(limits);
     let mut backoff = Duration::from_millis(200);
+    let mut fences = FenceBudget::new();
     metrics::group_up(&group, true);
     let result = loop {
         match session(env, &mut breaker) {
             SessionEnd::Stopped => break Ok(()),
             SessionEnd::Fatal(error) => break Err(error),
+            SessionEnd::InstanceFenced(error) if !fences.allows(Instant::now()) => {
+                break Err(error);
+            }
+            SessionEnd::InstanceFenced(error) => {
+                env.shared.set_state(GroupState::Starting);
+                tracing::warn!(%group, %error,
+                    "the broker fenced this consumer's group instance id; if no other instance \
+                     runs with it, librdkafka's member went stale (e.g. a broker restart): \
+                     rejoining with a new consumer");
+                if sleep_unless_stopped(&env.stop, backoff) {
+                    break Ok(());
+                }
+            }
             SessionEnd::Retry(reason) => {
                 env.shared.set_state(GroupState::Starting);
                 tracing::warn!(%group, reason, retry_in_ms = backoff.as_millis() as u64,
@@ -229,7 +243,7 @@ impl Loop<'_> {
     fn consumer_error(&mut self, error: KafkaError) -> Option<SessionEnd> {
         if let KafkaError::MessageConsumptionFatal(_) = error {
             if is_fenced(&error) {
-                return Some(SessionEnd::Fatal(GroupError::Fenced {
+                return Some(SessionEnd::InstanceFenced(GroupError::Fenced {
                     what: format!("group instance id {}", self.env.config.instance_id()),
                     detail: error.to_string(),
                 }));
