@@ -3,7 +3,9 @@
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{Client, Config, NoTls};
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use crate::StoreError;
 
@@ -30,6 +32,62 @@ pub async fn connect(url: &str) -> Result<Client, StoreError> {
         }
     });
     Ok(client)
+}
+
+/// A connection whose server notifications (LISTEN/NOTIFY) are signalled on a channel.
+#[derive(Debug)]
+pub struct Notified {
+    /// The client to query (and `LISTEN`) with.
+    pub client: Client,
+    /// Receives `()` after one or more notifications; bursts coalesce into one signal. Closed
+    /// when the connection ends.
+    pub notifications: mpsc::Receiver<()>,
+    _driver: AbortOnDrop,
+}
+
+/// Opens one connection like [`connect`] and forwards its notifications to
+/// [`Notified::notifications`]; the connection's task ends when the [`Notified`] is dropped.
+pub async fn connect_notified(url: &str) -> Result<Notified, StoreError> {
+    let config = Config::from_str(url).map_err(StoreError::BadUrl)?;
+    let (client, mut connection) =
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact(url),
+                source,
+            })?;
+    let (notify_tx, notifications) = mpsc::channel::<()>(1);
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    // A full channel already means "something changed": bursts coalesce.
+                    let _ = notify_tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "notified postgres connection ended");
+                    break;
+                }
+            }
+        }
+    });
+    Ok(Notified {
+        client,
+        notifications,
+        _driver: AbortOnDrop(driver),
+    })
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Builds a pool of at most `max_size` connections; connections are opened lazily.

@@ -23,7 +23,7 @@ pub mod offsets;
 mod scratch;
 pub mod snapshot;
 
-pub use connect::{DEFAULT_DATABASE_URL, connect, pool, redact};
+pub use connect::{DEFAULT_DATABASE_URL, Notified, connect, connect_notified, pool, redact};
 pub use migrate::{Migrated, migrate};
 pub use scratch::{ScratchDatabase, drop_database, with_database};
 

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use futures::StreamExt as _;
-use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Transaction};
+use tokio_postgres::{Client, Transaction};
+
+use crate::{Notified, StoreError, connect_notified};
 
 /// The channel the master-data triggers notify on (migration V1).
 pub const CHANNEL: &str = "dakoku_master_data";
@@ -131,35 +131,30 @@ pub async fn refresh<T: MasterData>(
     }
 }
 
+/// Why following stopped (the caller reconnects).
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    /// No connection.
+    #[error(transparent)]
+    Connect(#[from] StoreError),
+    /// A query failed or the connection broke.
+    #[error(transparent)]
+    Query(#[from] tokio_postgres::Error),
+}
+
 /// One connection's life: LISTEN, load, then reload on notification or version change.
 /// Returns only with an error (the caller reconnects).
 async fn follow<T: MasterData>(
     database_url: &str,
     cell: &SnapshotCell<T>,
     poll: Duration,
-) -> Result<(), tokio_postgres::Error> {
-    let (mut client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let (notify_tx, mut notify_rx) = mpsc::channel::<()>(1);
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    // A full channel already means "reload": bursts of changes coalesce.
-                    let _ = notify_tx.try_send(());
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::debug!(%error, "master-data connection ended");
-                    break;
-                }
-            }
-        }
-    });
-    let _abort = AbortOnDrop(driver);
+) -> Result<(), FollowError> {
+    let mut notified: Notified = connect_notified(database_url).await?;
+    let client = &mut notified.client;
+    let notify_rx = &mut notified.notifications;
     // LISTEN before the first load, so no change between the two goes unnoticed.
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    let mut loaded = load_into(&mut client, cell).await?;
+    let mut loaded = load_into(client, cell).await?;
     loop {
         tokio::select! {
             message = notify_rx.recv() => {
@@ -167,7 +162,7 @@ async fn follow<T: MasterData>(
                     // The connection driver ended: surface that as an error by querying.
                     client.simple_query("SELECT 1").await?;
                 }
-                loaded = load_into(&mut client, cell).await?;
+                loaded = load_into(client, cell).await?;
             }
             () = tokio::time::sleep(poll) => {
                 let version: i64 = client
@@ -178,7 +173,7 @@ async fn follow<T: MasterData>(
                     cell.confirm();
                     T::database_health(true);
                 } else {
-                    loaded = load_into(&mut client, cell).await?;
+                    loaded = load_into(client, cell).await?;
                 }
             }
         }
@@ -196,12 +191,4 @@ async fn load_into<T: MasterData>(
     cell.set(snapshot);
     T::database_health(true);
     Ok(version)
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
