@@ -328,6 +328,10 @@ async fn wait_consistent(
 }
 
 /// The operator's audit of the whole group: raw log, verdicts, stored punches, days.
+///
+/// Called as a library (`punchctl::ops::audit`, what the `punchctl audit` verb runs) rather
+/// than as a `punchctl` child process: `cargo test -p dakoku-storm` builds only storm's own
+/// binaries, so a `punchctl` executable is not guaranteed to exist next to `storm`.
 async fn punchctl_audit(stack: &PrivateStack, group: &GroupId) -> Result<u64, String> {
     let mut audit_request =
         AuditRequest::new(&stack.brokers(), &stack.database_url(), group.clone());
