@@ -10,13 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::HeaderValue;
-use dakoku_ingest_api::token::{DeviceClaims, TokenKeys};
+use dakoku_kafka::{Admin, ClientFactory, TopicSettings, topics_of_group};
 use dakoku_schemas::{DeviceId, GroupId, TenantId, Topic};
-use punchctl::topics::{TopicSettings, Topics};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use dakoku_token::{DeviceClaims, TokenKeys};
 
 /// Key id of the bench's token key.
 const KEY_ID: &str = "bench";
@@ -24,6 +20,13 @@ const KEY_ID: &str = "bench";
 const TOKEN_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 /// Timeout of Kafka metadata and admin calls.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+/// `client.id` of the bench's admin and metadata clients.
+const CLIENT_ID: &str = "ingest-bench";
+
+/// The bench's Kafka admin for `brokers`.
+fn admin(brokers: &str) -> dakoku_kafka::Result<Admin> {
+    Admin::new(&ClientFactory::new(brokers), CLIENT_ID, KAFKA_TIMEOUT)
+}
 
 /// What the bench created and needs to drive load.
 #[derive(Debug)]
@@ -118,17 +121,18 @@ pub async fn prepare(
     .context("inserting the bench devices")?;
     tx.commit().await?;
 
-    let topics = Topics::connect(brokers)?;
+    let admin = admin(brokers)?;
     let settings = TopicSettings {
         partitions,
         ..TopicSettings::default()
     };
-    topics
-        .create_for_group(&group, &settings)
+    settings.validate()?;
+    admin
+        .create_dakoku_topics(&topics_of_group(&group), &settings)
         .await
         .context("creating the bench group's topics (is Kafka up? `scripts/stack up`)")?;
-    topics
-        .create(&[Topic::Raw(baseline_group.clone())], &settings)
+    admin
+        .create_dakoku_topics(&[Topic::Raw(baseline_group.clone())], &settings)
         .await
         .context("creating the baseline's raw topic")?;
 
@@ -161,28 +165,10 @@ pub async fn prepare(
 /// Sum of the end offsets (high watermarks) of every partition of `topic`: the number of
 /// records it holds, since the bench's topics are fresh and never compacted or truncated.
 pub fn end_offsets_sum(brokers: &str, topic: &str) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .context("Kafka client for the offsets check")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), KAFKA_TIMEOUT)
-        .context("topic metadata")?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map(|t| t.partitions().len())
-        .with_context(|| format!("topic {topic} not found"))?;
-    let mut sum = 0;
-    for partition in 0..partitions {
-        let partition = i32::try_from(partition)?;
-        let (_low, high) = consumer
-            .fetch_watermarks(topic, partition, KAFKA_TIMEOUT)
-            .with_context(|| format!("watermarks of {topic}/{partition}"))?;
-        sum += high;
-    }
-    Ok(sum)
+    let marks = admin(brokers)
+        .context("Kafka client for the offsets check")?
+        .watermarks(topic)?;
+    Ok(marks.values().map(|&(_low, high)| high).sum())
 }
 
 /// Deletes the group's own topics (not the shared quarantine), the baseline's topic and the
@@ -196,24 +182,12 @@ pub async fn remove(database_url: &str, brokers: &str, bench: &BenchGroup) -> Ve
         .collect();
     names.push(bench.baseline_topic());
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let admin: Result<AdminClient<DefaultClientContext>, _> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create();
-    match admin {
-        Ok(admin) => {
-            let options = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
-            match admin.delete_topics(&refs, &options).await {
-                Ok(results) => {
-                    for result in results {
-                        if let Err((topic, code)) = result {
-                            warnings.push(format!("could not delete topic {topic}: {code}"));
-                        }
-                    }
-                }
-                Err(error) => warnings.push(format!("could not delete topics {refs:?}: {error}")),
-            }
-        }
-        Err(error) => warnings.push(format!("no Kafka admin client to delete topics: {error}")),
+    let deleted = match admin(brokers) {
+        Ok(admin) => admin.delete_topics(&refs).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = deleted {
+        warnings.push(format!("could not delete topics {refs:?}: {error}"));
     }
 
     let result = async {

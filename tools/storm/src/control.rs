@@ -22,8 +22,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use dakoku_ingest_api::token::TokenKeys;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use dakoku_token::TokenKeys;
+use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -100,20 +100,8 @@ impl ControlState {
     pub fn new(config: &ControlConfig) -> Result<Self, ControlError> {
         let keys =
             TokenKeys::parse(&config.token_keys).map_err(|e| ControlError::Keys(e.to_string()))?;
-        let pg: tokio_postgres::Config = config
-            .database_url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| ControlError::Pool(e.to_string()))?;
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .build()
+        // The same pool as the services': one door to Postgres (`dakoku_store`).
+        let pool = dakoku_store::pool(&config.database_url, config.pool_size)
             .map_err(|e| ControlError::Pool(e.to_string()))?;
         Ok(Self {
             keys,

@@ -12,12 +12,15 @@
 //! - [`http`]: the minimal keep-alive HTTP client the recorders and probes use.
 //! - [`provision`]: the storm's tenants, licensed employees and recorders with tokens.
 //! - [`audit`]: acked vs stored: lost, doubled, stored-but-unacked.
+//! - [`lag`]: the consumers' lag read from outside (end offsets against licence-check's
+//!   committed offsets and attendance's offsets in Postgres), and whether they caught up.
+//! - [`topics`]: a run's group topics created and deleted (`dakoku_kafka`).
 //! - [`scenario`]: named scenarios (incident, contract) run against the pipeline or the
 //!   control, with the sampler (lag, RSS, CPU, health probe) and the report.
 //!   - `scenario::config`, `scenario::run`, `scenario::services`, `scenario::storm`: the
 //!     scenarios, one run end to end, its processes, the storm and its catch-up.
-//!   - `scenario::probe`, `scenario::sampler`, `scenario::kafka`: the `/healthz` probe, the
-//!     per-second sampler, the consumers' lag and the topics' removal.
+//!   - `scenario::probe`, `scenario::sampler`: the `/healthz` probe and the per-second
+//!     sampler.
 //!   - `scenario::report`, `scenario::summary`: the report and its human summary.
 //! - [`control`]: the deliberately classic synchronous endpoint (licence check and Postgres
 //!   write inside the request), the incident's architecture, for comparison.
@@ -35,6 +38,7 @@ pub mod audit;
 pub mod control;
 pub mod faults;
 pub mod http;
+pub mod lag;
 pub mod plot;
 pub mod probes;
 pub mod provision;
@@ -42,3 +46,4 @@ pub mod sample;
 pub mod scenario;
 pub mod serve;
 pub mod sim;
+pub mod topics;

@@ -310,7 +310,7 @@ async fn probes(args: ProbesArgs) -> anyhow::Result<ExitCode> {
         brokers: args.brokers,
         database_url: args.database_url,
         group: args.group.parse()?,
-        keys: dakoku_ingest_api::token::TokenKeys::parse(&args.token_keys)?,
+        keys: dakoku_token::TokenKeys::parse(&args.token_keys)?,
         max_body_bytes: args.max_body_bytes,
         max_punches: args.max_punches,
         slow_client_deadline: std::time::Duration::from_secs(args.slow_deadline_s),

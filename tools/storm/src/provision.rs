@@ -2,20 +2,20 @@
 //! device tokens, and the licensed employees whose cards the recorders punch, so the licence
 //! check accepts every storm punch and attendance counts it.
 //!
-//! Tenants, licences and devices go through `punchctl`'s own code (`tenant add`, `licence set`,
-//! `device add` and its token), exactly as an operator would make them. Employees are inserted
-//! in one statement per tenant: 50,000 `employee add` round trips would only slow the set-up.
+//! Tenants, licences and devices go through `dakoku_store::master`, the code behind `punchctl
+//! tenant add`, `licence set` and `device add`, and tokens are minted with `dakoku_token` as
+//! `device add` mints them, exactly as an operator would make them. Employees are inserted in
+//! one statement per tenant: 50,000 `employee add` round trips would only slow the set-up.
 
 use anyhow::Context as _;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::{DeviceId, GroupId, TenantId};
-use punchctl::licence::{self, LicenceTerms};
-use punchctl::master::{self, NewTenant};
+use dakoku_store::master::{self, LicenceTerms, NewTenant};
+use dakoku_token::{DeviceClaims, TokenKeys};
 
 use crate::sim::Recorder;
 
 /// Days the storm's device tokens are valid.
-const TOKEN_VALID_DAYS: u32 = 7;
+const TOKEN_VALID_DAYS: i64 = 7;
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub async fn provision(
         .map(|t| format!("{}-t{t:04}", spec.prefix).parse())
         .collect::<Result<_, _>>()
         .context("storm tenant id (prefix too long?)")?;
-    let now = chrono::Utc::now();
+    let expires_at = chrono::Utc::now().timestamp() + TOKEN_VALID_DAYS * 86_400;
     let mut recorders = Vec::with_capacity(spec.devices);
     for (t, tenant) in tenants.iter().enumerate() {
         master::add_tenant(
@@ -70,7 +70,7 @@ pub async fn provision(
         .with_context(|| format!("punchctl tenant add {tenant}"))?;
         let devices: Vec<usize> = (t..spec.devices).step_by(tenant_count).collect();
         let seats = u32::try_from(devices.len() * spec.employees_per_device)?;
-        licence::set_licence(
+        master::set_licence(
             client,
             tenant,
             LicenceTerms {
@@ -88,7 +88,11 @@ pub async fn provision(
             master::add_device(&*client, tenant, &device)
                 .await
                 .with_context(|| format!("punchctl device add {tenant}/{device}"))?;
-            let token = master::issue_token(keys, tenant, &device, TOKEN_VALID_DAYS, now)?.token;
+            let token = keys.mint(&DeviceClaims {
+                tenant: tenant.clone(),
+                device: device.clone(),
+                expires_at,
+            });
             let device_cards: Vec<String> = (0..spec.employees_per_device)
                 .map(|e| format!("{}-D{d:06}E{e:03}", spec.prefix))
                 .collect();

@@ -3,8 +3,9 @@
 //! acked punch is stored exactly once.
 //!
 //! It registers its own recorders (tenants `<prefix>-tNNNN`, devices `PT-NNNNNN`, licensed
-//! employees) in `DATABASE_URL` with `punchctl`'s code and signs their tokens with
-//! `DAKOKU_TOKEN_KEYS`, which must be the target acceptor's keys (`eval "$(scripts/stack env)"`).
+//! employees) in `DATABASE_URL` with `dakoku_store::master` (what `punchctl` uses) and signs
+//! their tokens with `DAKOKU_TOKEN_KEYS`, which must be the target acceptor's keys
+//! (`eval "$(scripts/stack env)"`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -12,11 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::GroupId;
 use dakoku_storm::audit::{self, StoredIn};
 use dakoku_storm::provision::{self, Fleet, FleetSpec};
 use dakoku_storm::sim::{self, Behaviour, Outcome, StormConfig};
+use dakoku_token::TokenKeys;
 
 #[derive(Debug, Parser)]
 #[command(

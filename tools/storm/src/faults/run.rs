@@ -8,17 +8,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::GroupId;
-use punchctl::lag::{LagRequest, measure};
-use punchctl::topics::{TopicSettings, Topics};
+use dakoku_token::TokenKeys;
+use punchctl::ops::audit::{self as operator_audit, AuditRequest, NoProgress};
 
 use super::fault::{Fault, FaultOptions, FaultResult};
 use super::services::{Run, Running, Svc, kill9, terminate, wait_ready};
 use super::stack::{PrivateStack, free_port};
 use crate::audit::{self, Audit, StoredIn};
+use crate::lag::LagReader;
 use crate::provision::{self, Fleet, FleetSpec};
 use crate::sim::{self, Behaviour, Live, Outcome, SimError, StormConfig};
+use crate::topics;
 
 /// Runs `fault` with `options` from scratch: private stack, services, storm, fault, audit.
 pub async fn run_fault(options: &FaultOptions, fault: Fault) -> anyhow::Result<FaultResult> {
@@ -166,15 +167,7 @@ async fn set_up(
 ) -> anyhow::Result<(tokio_postgres::Client, Fleet, String)> {
     let mut client = dakoku_store::connect(&stack.database_url()).await?;
     dakoku_store::migrate(&mut client).await?;
-    Topics::connect(&stack.brokers())?
-        .create_for_group(
-            group,
-            &TopicSettings {
-                partitions: 3,
-                ..TopicSettings::default()
-            },
-        )
-        .await?;
+    topics::create(&stack.brokers(), group, 3).await?;
     let token_keys = TokenKeys::generate_entry("faults");
     let keys = TokenKeys::parse(&token_keys)?;
     let fleet = provision::provision(
@@ -286,12 +279,11 @@ async fn wait_consistent(
     outcome: &Outcome,
     started: Instant,
 ) -> anyhow::Result<(Audit, bool)> {
-    let lag_request = LagRequest {
-        brokers: stack.brokers(),
-        database_url: stack.database_url(),
-        groups: vec![group.clone()],
-        timeout: Duration::from_secs(10),
-    };
+    let lag_reader = Arc::new(LagReader::new(
+        &stack.brokers(),
+        group,
+        Duration::from_secs(10),
+    )?);
     let mut audit_result;
     let mut caught_up = false;
     let mut client = None;
@@ -316,10 +308,10 @@ async fn wait_consistent(
             Err(error) => return Err(error.into()),
         };
         if audit_result.lost == 0 {
-            caught_up = match measure(&lag_request).await {
-                Ok(report) => {
-                    let consumers: Vec<_> = report.consumers().collect();
-                    consumers.len() == 2 && consumers.iter().all(|(_, c)| c.total_lag == 0)
+            caught_up = match lag_reader.read(connected).await {
+                Ok(lag) => {
+                    lag_reader.caught_up(&lag.licence_check).await
+                        && lag_reader.caught_up(&lag.attendance).await
                 }
                 Err(_) => false,
             };
@@ -336,11 +328,15 @@ async fn wait_consistent(
 }
 
 /// The operator's audit of the whole group: raw log, verdicts, stored punches, days.
+///
+/// Called as a library (`punchctl::ops::audit`, what the `punchctl audit` verb runs) rather
+/// than as a `punchctl` child process: `cargo test -p dakoku-storm` builds only storm's own
+/// binaries, so a `punchctl` executable is not guaranteed to exist next to `storm`.
 async fn punchctl_audit(stack: &PrivateStack, group: &GroupId) -> Result<u64, String> {
     let mut audit_request =
-        punchctl::audit::AuditRequest::new(&stack.brokers(), &stack.database_url(), group.clone());
+        AuditRequest::new(&stack.brokers(), &stack.database_url(), group.clone());
     audit_request.timeout = Duration::from_secs(60);
-    match punchctl::audit::run(&audit_request, Arc::new(punchctl::audit::NoProgress)).await {
+    match operator_audit::run(&audit_request, Arc::new(NoProgress)).await {
         Ok(report) => Ok(report.problems()),
         Err(error) => Err(error.to_string()),
     }

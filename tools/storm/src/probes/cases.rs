@@ -3,8 +3,8 @@
 use std::fmt;
 
 use chrono::Utc;
-use dakoku_ingest_api::token::{DeviceClaims, TokenKeys};
 use dakoku_schemas::{DeviceId, TenantId};
+use dakoku_token::{DeviceClaims, TokenKeys};
 use serde_json::{Value, json};
 
 use super::fixture::{ProbeEnv, ProbeFixture};

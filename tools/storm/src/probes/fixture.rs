@@ -4,9 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::{DeviceId, GroupId, TenantId};
-use punchctl::master::{self, NewTenant};
+use dakoku_store::master::{self, NewTenant};
+use dakoku_token::TokenKeys;
 
 /// Where the acceptor under probe is, and what it trusts.
 #[derive(Debug, Clone)]

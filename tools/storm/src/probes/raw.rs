@@ -1,17 +1,18 @@
 //! The raw topic read to its end: the probe tenants' records, leaks and missing controls.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use anyhow::bail;
-
+use anyhow::Context as _;
+use dakoku_kafka::{ClientFactory, Reader, scan};
 use dakoku_schemas::{RawPunch, Topic, decode};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::fixture::{ProbeEnv, ProbeFixture};
+
+/// Timeout of the Kafka metadata and offset calls.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the next record before the read is given up.
+const READ_STALL: Duration = Duration::from_secs(60);
 
 /// Reads the group's raw topic to its end: how many records the probe tenants have, those
 /// that are not controls, and the controls not found.
@@ -26,50 +27,17 @@ pub(super) async fn raw_records(
     let controls = controls.clone();
     tokio::task::spawn_blocking(
         move || -> anyhow::Result<(usize, Vec<String>, Vec<String>)> {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("group.id", "storm-probes-reader")
-                .set("enable.auto.commit", "false")
+            let reader: Reader = ClientFactory::new(brokers)
+                .reader("storm-probes-reader")
                 .create()?;
-            let timeout = Duration::from_secs(10);
-            let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            let mut assignment = TopicPartitionList::new();
-            let mut ends = std::collections::HashMap::new();
-            for &p in &partitions {
-                let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-                if high > low {
-                    ends.insert(p, high);
-                    assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
-                }
-            }
-            consumer.assign(&assignment)?;
             let (mut found, mut leaked) = (0usize, Vec::new());
             let mut unseen = controls.clone();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !ends.is_empty() {
-                if Instant::now() > deadline {
-                    bail!("reading {topic} to its end took over 60 s");
-                }
-                let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-                    continue;
-                };
-                let message = message?;
-                if ends
-                    .get(&message.partition())
-                    .is_some_and(|end| message.offset() + 1 >= *end)
-                {
-                    ends.remove(&message.partition());
-                }
-                let Some(punch) = message.payload().and_then(|p| decode::<RawPunch>(p).ok()) else {
-                    continue;
+            let mut on = |_partition: i32, _offset: i64, payload: Option<&[u8]>| {
+                let Some(punch) = payload.and_then(|p| decode::<RawPunch>(p).ok()) else {
+                    return;
                 };
                 if !tenants.contains(&punch.tenant_id.to_string()) {
-                    continue;
+                    return;
                 }
                 found += 1;
                 let id = (
@@ -81,7 +49,17 @@ pub(super) async fn raw_records(
                     leaked.push(format!("{}/{}/{}", id.0, id.1, id.2));
                 }
                 unseen.remove(&id);
-            }
+            };
+            scan::scan_to_end(
+                &reader,
+                &topic,
+                &BTreeMap::new(),
+                KAFKA_TIMEOUT,
+                READ_STALL,
+                &mut on,
+                &mut |_| {},
+            )
+            .with_context(|| format!("reading {topic} to its end"))?;
             let missing = unseen
                 .into_iter()
                 .map(|(t, d, s)| format!("{t}/{d}/{s}"))

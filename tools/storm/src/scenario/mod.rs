@@ -25,13 +25,11 @@
 //! - `services`: the run's processes (pipeline or control), started and stopped.
 //! - `storm`: the storm with its probe and sampler, the catch-up wait, the audits.
 //! - `probe`: the `/healthz` probe on a thread of its own.
-//! - `sampler`: one [`crate::sample::Sample`] a second.
-//! - `kafka`: the consumers' lag and the removal of the group's topics.
+//! - `sampler`: one [`crate::sample::Sample`] a second, the lag read by [`crate::lag`].
 //! - `report`: [`Report`] and its figures.
 //! - `summary`: the human summary table.
 
 mod config;
-mod kafka;
 mod probe;
 mod report;
 mod run;

@@ -4,17 +4,16 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::GroupId;
 use dakoku_store::ScratchDatabase;
-use punchctl::topics::{TopicSettings, Topics};
+use dakoku_token::TokenKeys;
 
 use super::config::{ScenarioConfig, Target};
-use super::kafka::delete_topics;
 use super::report::Report;
 use super::services::Services;
 use super::storm::storm;
 use crate::provision::{self, FleetSpec};
+use crate::topics;
 
 /// How long dropping the run's database waits for autovacuum, which a storm's fresh punches
 /// and days set to work and which `DROP DATABASE .. WITH (FORCE)` cannot end.
@@ -38,7 +37,7 @@ pub async fn run(config: ScenarioConfig, target: Target) -> anyhow::Result<Repor
     if config.keep {
         tracing::warn!(database = db.name(), %group, "kept the storm's database and topics (--keep)");
     } else {
-        if let Err(error) = delete_topics(&config.brokers, &group).await {
+        if let Err(error) = topics::delete(&config.brokers, &group).await {
             tracing::warn!(%error, %group, "could not delete the storm's topics");
         }
         let name = db.name().to_owned();
@@ -105,14 +104,7 @@ async fn run_in(
     )
     .await?;
     if target == Target::Pipeline {
-        Topics::connect(&config.brokers)?
-            .create_for_group(
-                group,
-                &TopicSettings {
-                    partitions: config.partitions,
-                    ..TopicSettings::default()
-                },
-            )
+        topics::create(&config.brokers, group, config.partitions)
             .await
             .context("creating the storm group's topics (is Kafka up? `scripts/stack up`)")?;
     }

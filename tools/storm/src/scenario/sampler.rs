@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use dakoku_bench::process;
 use tokio::sync::watch;
 
-use super::kafka::LagReader;
+use crate::lag::LagReader;
 use crate::sample::Sample;
 use crate::sim::Live;
 
@@ -85,7 +85,7 @@ impl Sampler {
         self.peak_cores = self.peak_cores.max(cores);
         let (lag_raw, lag_checked) = match &self.lag_reader {
             Some(reader) => match reader.read(db).await {
-                Ok(lag) => lag,
+                Ok(lag) => (lag.licence_check.total(), lag.attendance.total()),
                 Err(error) => {
                     tracing::warn!(%error, "could not read the lag this second");
                     self.samples

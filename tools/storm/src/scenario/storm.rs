@@ -8,18 +8,22 @@ use std::time::{Duration, Instant};
 use dakoku_bench::process;
 use dakoku_schemas::GroupId;
 use dakoku_store::ScratchDatabase;
+use punchctl::ops::audit::{self as operator_audit, AuditRequest, NoProgress};
 use tokio::sync::watch;
 
 use super::config::{ScenarioConfig, Target};
-use super::kafka::LagReader;
 use super::probe::{Probe, ProbeThread};
 use super::report::{LagFigures, Latency, PunchctlAudit, Report, Resources, StormFigures};
 use super::sampler::Sampler;
 use super::services::Services;
 use crate::audit::{self, StoredIn};
+use crate::lag::LagReader;
 use crate::provision::Fleet;
 use crate::sample::Sample;
 use crate::sim::{self, Live, Outcome, StormConfig};
+
+/// Timeout of the lag reader's Kafka calls.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Storms, samples, waits for the catch-up, stops the processes, audits.
 pub(super) async fn storm(
@@ -40,7 +44,7 @@ pub(super) async fn storm(
         Target::Pipeline => Some(Arc::new(LagReader::new(
             &config.brokers,
             group,
-            config.partitions,
+            KAFKA_TIMEOUT,
         )?)),
         Target::Control => None,
     };
@@ -166,8 +170,8 @@ async fn punchctl_audit(
     group: &GroupId,
     db: &ScratchDatabase,
 ) -> anyhow::Result<Option<PunchctlAudit>> {
-    let request = punchctl::audit::AuditRequest::new(&config.brokers, db.url(), group.clone());
-    match punchctl::audit::run(&request, Arc::new(punchctl::audit::NoProgress)).await {
+    let request = AuditRequest::new(&config.brokers, db.url(), group.clone());
+    match operator_audit::run(&request, Arc::new(NoProgress)).await {
         Ok(report) => Ok(Some(PunchctlAudit {
             problems: report.problems(),
             duration_s: report.duration_seconds,

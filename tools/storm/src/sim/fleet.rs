@@ -13,7 +13,7 @@ pub struct Recorder {
     pub tenant: TenantId,
     /// Its device id.
     pub device: DeviceId,
-    /// Its device token (from `punchctl device add`).
+    /// Its device token (minted as `punchctl device add` mints it).
     pub token: String,
     /// The cards punched at it; punch `seq` uses card `(seq - 1) / 4 % cards.len()`.
     pub cards: Vec<String>,
