@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use dakoku_kafka::KafkaArgs;
 
 use crate::commands::{
     audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck, replay, tenant,
@@ -24,14 +25,9 @@ pub struct Cli {
 /// Where Kafka and Postgres are.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        global = true,
-        env = "KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub brokers: String,
+    /// Where Kafka is (`--brokers`/`KAFKA_BROKERS`) and its client properties.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Postgres connection URL.
     #[arg(long, global = true, env = "DATABASE_URL", default_value = dakoku_store::DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -132,11 +128,14 @@ pub async fn run_with_output(
     err: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let Connection {
-        brokers,
+        kafka,
         database_url: db_url,
     } = cli.connection;
+    // Built only by the verbs that talk to Kafka: a properties file that cannot be read must
+    // not stop the master-data verbs.
+    let kafka = || kafka.factory();
     match cli.command {
-        Command::Topics(command) => topics::run(command, &brokers, out).await?,
+        Command::Topics(command) => topics::run(command, &kafka()?, out).await?,
         Command::Db(command) => db::run(command, &db_url, out).await?,
         Command::Tenant(command) => tenant::run(command, &db_url, out).await?,
         Command::Device(command) => device::run(command, &db_url, out, err).await?,
@@ -144,16 +143,16 @@ pub async fn run_with_output(
         Command::Employee(command) => employee::run(command, &db_url, out).await?,
         Command::Licence(command) => licence::run(command, &db_url, out).await?,
         Command::Recheck(args) => {
-            recheck::run(args, &brokers, &db_url, out).await?;
+            recheck::run(args, &kafka()?, &db_url, out).await?;
         }
         Command::Payroll(command) => payroll::run(command, &db_url, out, err).await?,
-        Command::Audit(args) => return audit::run(args, &brokers, &db_url, out, err).await,
-        Command::Lag(args) => return lag::run(args, &brokers, &db_url, out, err).await,
+        Command::Audit(args) => return audit::run(args, &kafka()?, &db_url, out, err).await,
+        Command::Lag(args) => return lag::run(args, &kafka()?, &db_url, out, err).await,
         Command::Replay(args) => {
-            replay::run(args, &brokers, &db_url, out).await?;
+            replay::run(args, &kafka()?, &db_url, out).await?;
         }
         Command::Rebuild(args) => {
-            rebuild::run(args, &brokers, &db_url, out).await?;
+            rebuild::run(args, &kafka()?, &db_url, out).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,14 +5,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use dakoku_kafka::{ClientFactory, KafkaArgs};
 use dakoku_schemas::GroupId;
 
 /// Everything `attendance` can be told. Defaults suit the local stack.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
+    /// Where Kafka is (`--brokers`/`KAFKA_BROKERS`) and its client properties.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Postgres URL (punches, attendance days, offsets; tenants' calendars are read from it).
     #[arg(long, env = "DATABASE_URL", default_value = dakoku_store::DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -99,7 +100,7 @@ impl Config {
     /// (for tests and tools).
     pub fn new(brokers: &str, database_url: &str, groups: Vec<GroupId>) -> Self {
         Self {
-            brokers: brokers.to_owned(),
+            kafka: KafkaArgs::new(brokers),
             database_url: database_url.to_owned(),
             groups,
             batch_max_records: 5_000,
@@ -165,6 +166,14 @@ impl Config {
     /// `debug_batch_delay_ms` as a duration.
     pub fn debug_batch_delay(&self) -> Duration {
         Duration::from_millis(self.debug_batch_delay_ms)
+    }
+
+    /// The Kafka client factory for [`Config::kafka`]; a properties file that cannot be read
+    /// is a configuration error.
+    pub fn kafka_factory(&self) -> Result<ClientFactory, ConfigError> {
+        self.kafka
+            .factory()
+            .map_err(|error| ConfigError(error.to_string()))
     }
 
     /// The Kafka client id.

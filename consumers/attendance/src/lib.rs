@@ -53,8 +53,8 @@ pub enum AttendanceError {
     #[error("metrics listener: {0}")]
     Listen(#[from] std::io::Error),
     /// The Kafka producer could not be created.
-    #[error("Kafka producer: {0}")]
-    Producer(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Kafka(#[from] dakoku_kafka::Error),
     /// A group's consumer stopped (see [`ConsumerError`]).
     #[error(transparent)]
     Consumer(#[from] ConsumerError),
@@ -104,8 +104,10 @@ pub async fn run_with_listener(
         None => None,
     };
 
+    let kafka = config.kafka_factory()?;
     let shared = Arc::new(consumer::Shared {
-        producer: consumer::Producer::new(&config)?,
+        producer: consumer::Producer::new(&kafka, &config)?,
+        kafka,
         health: Arc::clone(&health),
         config,
     });

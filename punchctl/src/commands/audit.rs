@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use clap::Args;
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::{GroupId, TenantId};
 
 use crate::ops::audit::{self, AuditProgress, AuditRequest};
@@ -55,13 +56,13 @@ impl AuditProgress for Bar {
 /// 2 when the audit could not be done (the error on `err`).
 pub async fn run(
     args: AuditArgs,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let request = AuditRequest {
-        brokers: brokers.to_owned(),
+        kafka: kafka.clone(),
         database_url: database_url.to_owned(),
         group: args.group,
         tenant: args.tenant,

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::GroupId;
 
-use crate::ops::lag::{LagReport, LagRequest, PositionSource, breaches, measure};
+use crate::ops::lag::{LagReport, LagRequest, PositionSource, breaches, measure_with};
 use crate::output::{human_duration, write_json, write_table};
 
 /// `punchctl lag` flags.
@@ -37,18 +38,18 @@ pub struct LagArgs {
 /// Kafka or Postgres cannot be read (the error on `err`).
 pub async fn run(
     args: LagArgs,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let request = LagRequest {
-        brokers: brokers.to_owned(),
+        brokers: kafka.brokers().to_owned(),
         database_url: database_url.to_owned(),
         groups: args.groups.clone(),
         timeout: Duration::from_secs(args.timeout_secs.max(1)),
     };
-    let report = match measure(&request).await {
+    let report = match measure_with(kafka, &request).await {
         Ok(report) => report,
         Err(error) => {
             writeln!(err, "punchctl: error: {error}")?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use dakoku_attendance::rebuild::{Plan, Scope};
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::{GroupId, TenantId, Topic};
 
 use crate::ops::rebuild::{
@@ -52,7 +53,7 @@ pub struct RebuildScope {
 /// Runs `punchctl rebuild`.
 pub async fn run(
     args: RebuildArgs,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
     out: &mut (dyn Write + Send),
 ) -> Result<RebuildOutcome, RebuildError> {
@@ -69,7 +70,7 @@ pub async fn run(
         Scope::Tenant(tenant) => format!("tenant {tenant} (group {group})"),
     };
     summary.set_title(format!("rebuild of {what}"));
-    let rebuild = prepare(brokers, database_url, &group, scope, timeout).await?;
+    let rebuild = prepare(kafka, database_url, &group, scope, timeout).await?;
     let plan = rebuild.plan().clone();
     write_plan(&plan, out)?;
     check_plan(&plan, args.allow_truncated_log)?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use dakoku_kafka::ClientFactory;
 use dakoku_licence_check::Snapshot;
 use dakoku_licence_check::recheck::{self, RecheckRequest, RecheckSummary};
 use dakoku_schemas::{GroupId, TenantId, Topic};
@@ -41,7 +42,7 @@ pub struct RecheckScope {
 /// Runs `punchctl recheck`; returns the summary (also written to `out`).
 pub async fn run(
     args: RecheckArgs,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<RecheckSummary> {
@@ -60,7 +61,7 @@ pub async fn run(
         (None, None) => anyhow::bail!("give --tenant or --group"),
     };
     let request = RecheckRequest {
-        brokers: brokers.to_owned(),
+        brokers: kafka.brokers().to_owned(),
         group: group.clone(),
         tenant: args.scope.tenant.clone(),
         dry_run: args.dry_run,
@@ -68,10 +69,12 @@ pub async fn run(
     };
     let bar = Bar::new();
     let progress = bar.clone();
-    let summary =
-        tokio::task::spawn_blocking(move || recheck::recheck(&request, &snapshot, &progress))
-            .await
-            .context("the recheck task")??;
+    let kafka = kafka.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        recheck::recheck_with(&kafka, &request, &snapshot, &progress)
+    })
+    .await
+    .context("the recheck task")??;
     bar.finish();
     let scope = match &args.scope.tenant {
         Some(tenant) => format!("tenant {tenant} (group {group})"),

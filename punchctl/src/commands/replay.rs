@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::GroupId;
 
 use crate::ops::replay::{
@@ -40,7 +41,7 @@ pub struct ReplayArgs {
 /// (unless a dry run) and writes the summary.
 pub async fn run(
     args: ReplayArgs,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ReplayPlan> {
@@ -55,11 +56,11 @@ pub async fn run(
         from: args.from,
         timeout: Duration::from_secs(args.timeout_secs.max(1)),
     };
-    ensure_idle(brokers, args.consumer, &args.group, request.timeout).await?;
-    let plan = plan(&request, brokers, database_url).await?;
+    ensure_idle(kafka, args.consumer, &args.group, request.timeout).await?;
+    let plan = plan(&request, kafka, database_url).await?;
     write_plan(&plan, out)?;
     if !args.dry_run {
-        apply(&plan, brokers, database_url).await?;
+        apply(&plan, kafka, database_url, request.timeout).await?;
     }
     let moved = plan.moves().len();
     let records = plan.records();

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::GroupId;
 
 use crate::ops::topics::{Outcome, TopicSettings, Topics};
@@ -33,7 +34,7 @@ pub enum TopicsCommand {
 /// Runs `punchctl topics ...`.
 pub async fn run(
     command: TopicsCommand,
-    brokers: &str,
+    kafka: &ClientFactory,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     match command {
@@ -48,7 +49,7 @@ pub async fn run(
                 replication_factor,
                 retention_ms,
             };
-            let topics = Topics::connect(brokers)?;
+            let topics = Topics::with_factory(kafka)?;
             for group in &groups {
                 let outcomes = topics
                     .create_for_group(group, &settings)
@@ -66,7 +67,7 @@ pub async fn run(
             }
         }
         TopicsCommand::List => {
-            let topics = Topics::connect(brokers)?;
+            let topics = Topics::with_factory(kafka)?;
             for (topic, partitions) in topics.list()? {
                 writeln!(out, "{:<40} {partitions} partitions", topic.name())?;
             }

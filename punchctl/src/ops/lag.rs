@@ -28,27 +28,20 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use dakoku_kafka::scan::{Next, scan};
+use dakoku_kafka::{Admin, ClientFactory, Reader};
 use dakoku_schemas::{ConsumerGroup, GroupId, Topic};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::Consumer as _;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 /// Errors of `lag` (and of the Kafka and Postgres reads the audit shares with it).
 #[derive(Debug, thiserror::Error)]
 pub enum LagError {
-    /// Kafka failed; `doing` says at which step. Check that the broker is up
+    /// Kafka failed; the error says at which step. Check that the broker is up
     /// (`scripts/stack status`) and `--brokers` / `KAFKA_BROKERS`.
-    #[error("{doing}: {source}; is Kafka up (`scripts/stack status`) at --brokers?")]
-    Kafka {
-        /// The step.
-        doing: String,
-        /// What Kafka said.
-        #[source]
-        source: KafkaError,
-    },
+    #[error("{0}; is Kafka up (`scripts/stack status`) at --brokers?")]
+    Kafka(#[from] dakoku_kafka::Error),
     /// A topic of the group does not exist. Create it: `punchctl topics create --group <group>`.
     #[error("topic {0} does not exist; create it with `punchctl topics create --group <group>`")]
     NoTopic(String),
@@ -71,104 +64,15 @@ pub enum LagError {
     Task(String),
 }
 
-pub(crate) fn kafka(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> LagError {
-    let doing = doing.into();
-    move |source| LagError::Kafka { doing, source }
-}
-
-/// A consumer that reads by hand-assigned partitions: it never joins a group or commits
-/// (the id is required anyway), and reads only committed transactions.
-pub(crate) fn reader(brokers: &str, purpose: &str) -> Result<BaseConsumer, LagError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("client.id", format!("punchctl-{purpose}"))
-        .set(
-            "group.id",
-            format!("punchctl-{purpose}.{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(kafka("creating a Kafka consumer"))
-}
-
 /// The partition ids of `topic`, sorted; [`LagError::NoTopic`] when it does not exist.
-pub(crate) fn partitions(
-    consumer: &BaseConsumer,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, LagError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(kafka(format!("reading the metadata of {topic}")))?;
-    let mut ids: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if ids.is_empty() {
-        return Err(LagError::NoTopic(topic.to_owned()));
-    }
-    ids.sort_unstable();
-    Ok(ids)
-}
-
-/// `(low, high)` watermarks of each partition.
-pub(crate) fn watermarks(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partitions: &[i32],
-    timeout: Duration,
-) -> Result<BTreeMap<i32, (i64, i64)>, LagError> {
-    partitions
-        .iter()
-        .map(|&p| {
-            consumer
-                .fetch_watermarks(topic, p, timeout)
-                .map(|w| (p, w))
-                .map_err(kafka(format!("reading the offsets of {topic}")))
-        })
-        .collect()
-}
-
-/// The offsets `consumer_group` has committed on `topic` (absent: nothing committed). Only an
-/// OffsetFetch: the consumer created here never joins the group, so running members are not
-/// disturbed.
-pub(crate) fn kafka_committed(
-    brokers: &str,
-    consumer_group: &str,
-    topic: &str,
-    partitions: &[i32],
-    timeout: Duration,
-) -> Result<BTreeMap<i32, i64>, LagError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("client.id", "punchctl-positions")
-        .set("group.id", consumer_group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(kafka("creating a Kafka consumer"))?;
-    let mut tpl = TopicPartitionList::new();
-    for &p in partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, timeout)
-        .map_err(kafka(format!(
-            "reading the committed offsets of {consumer_group} on {topic}"
-        )))?;
-    Ok(committed
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect())
+pub(crate) fn partitions(admin: &Admin, topic: &str) -> Result<Vec<i32>, LagError> {
+    admin.partitions(topic).map_err(|error| {
+        if error.is_unknown_topic() {
+            LagError::NoTopic(topic.to_owned())
+        } else {
+            LagError::Kafka(error)
+        }
+    })
 }
 
 /// The next offsets the attendance consumer of `group` stored in Postgres (its real
@@ -177,17 +81,13 @@ pub(crate) async fn attendance_positions(
     client: &impl tokio_postgres::GenericClient,
     group: &GroupId,
 ) -> Result<BTreeMap<i32, i64>, LagError> {
-    let rows = client
-        .query(
-            "SELECT partition, next_offset FROM consumer_offsets \
-             WHERE consumer_group = $1 AND topic = $2",
-            &[
-                &ConsumerGroup::Attendance(group.clone()).name(),
-                &Topic::Checked(group.clone()).name(),
-            ],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    let stored = dakoku_store::offsets::load(
+        client,
+        &ConsumerGroup::Attendance(group.clone()).name(),
+        &Topic::Checked(group.clone()).name(),
+    )
+    .await?;
+    Ok(stored.into_iter().collect())
 }
 
 /// Which consumer a row is about.
@@ -308,11 +208,20 @@ pub struct LagRequest {
     pub timeout: Duration,
 }
 
-/// Measures the lag of every consumer of the requested groups.
+/// Measures the lag of every consumer of the requested groups, with Kafka clients that have
+/// nothing but `request.brokers` (see [`measure_with`]).
+pub async fn measure(request: &LagRequest) -> Result<LagReport, LagError> {
+    measure_with(&ClientFactory::new(request.brokers.as_str()), request).await
+}
+
+/// Measures the lag of every consumer of the requested groups, with clients from `kafka`.
 ///
 /// A group whose topics are missing is reported with its `error` set; Kafka or Postgres being
 /// unreachable is an error.
-pub async fn measure(request: &LagRequest) -> Result<LagReport, LagError> {
+pub async fn measure_with(
+    kafka: &ClientFactory,
+    request: &LagRequest,
+) -> Result<LagReport, LagError> {
     let taken_at = Utc::now();
     let client = dakoku_store::connect(&request.database_url).await?;
     let groups = if request.groups.is_empty() {
@@ -337,20 +246,23 @@ pub async fn measure(request: &LagRequest) -> Result<LagReport, LagError> {
     for group in &groups {
         attendance.insert(group.clone(), attendance_positions(&client, group).await?);
     }
-    let request = request.clone();
-    tokio::task::spawn_blocking(move || measure_kafka(&request, groups, attendance, taken_at))
-        .await
-        .map_err(|e| LagError::Task(e.to_string()))?
+    let (kafka, timeout) = (kafka.clone(), request.timeout);
+    tokio::task::spawn_blocking(move || {
+        measure_kafka(&kafka, timeout, groups, attendance, taken_at)
+    })
+    .await
+    .map_err(|e| LagError::Task(e.to_string()))?
 }
 
 fn measure_kafka(
-    request: &LagRequest,
+    kafka: &ClientFactory,
+    timeout: Duration,
     groups: Vec<GroupId>,
     attendance: BTreeMap<GroupId, BTreeMap<i32, i64>>,
     taken_at: DateTime<Utc>,
 ) -> Result<LagReport, LagError> {
-    let timeout = request.timeout;
-    let metadata = reader(&request.brokers, "lag")?;
+    let admin = Admin::new(kafka, "punchctl-lag", timeout)?;
+    let reader: Reader = kafka.reader("punchctl-lag").create()?;
     let mut out = Vec::with_capacity(groups.len());
     for group in groups {
         let mut consumers = Vec::new();
@@ -366,7 +278,7 @@ fn measure_kafka(
                     ConsumerGroup::Attendance(group.clone()).name(),
                 ),
             };
-            let ids = match partitions(&metadata, &topic, timeout) {
+            let ids = match partitions(&admin, &topic) {
                 Ok(ids) => ids,
                 Err(LagError::NoTopic(topic)) => {
                     error = Some(format!(
@@ -377,10 +289,10 @@ fn measure_kafka(
                 }
                 Err(other) => return Err(other),
             };
-            let marks = watermarks(&metadata, &topic, &ids, timeout)?;
+            let marks = dakoku_kafka::admin::watermarks(reader.client(), &topic, &ids, timeout)?;
             let (positions, positions_from) = match stage {
                 Stage::LicenceCheck => (
-                    kafka_committed(&request.brokers, &consumer_group, &topic, &ids, timeout)?,
+                    admin.committed_offsets(&consumer_group, &topic, &ids)?,
                     PositionSource::Kafka,
                 ),
                 Stage::Attendance => (
@@ -404,7 +316,7 @@ fn measure_kafka(
                     }
                 })
                 .collect();
-            probe_oldest(&request.brokers, &topic, &mut rows, timeout)?;
+            probe_oldest(&reader, &topic, &mut rows, timeout)?;
             let total_lag = rows.iter().map(|r| r.lag).sum();
             let oldest_age_seconds = rows
                 .iter()
@@ -435,84 +347,47 @@ fn measure_kafka(
 /// Reads the first committed record at the position of every lagging partition: its timestamp
 /// is the oldest unprocessed record's. A partition where the read reaches the end without a
 /// record holds only transaction markers after the position: its lag becomes 0. A partition
-/// not resolved within `timeout` (a transaction still open) keeps its offset lag, age unknown.
+/// not resolved within `timeout` overall (a transaction still open) keeps its offset lag, age
+/// unknown. One bounded scan per partition, so each is resolved on its own.
 fn probe_oldest(
-    brokers: &str,
+    reader: &Reader,
     topic: &str,
     rows: &mut [PartitionLag],
     timeout: Duration,
 ) -> Result<(), LagError> {
-    let mut open: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for row in rows.iter().filter(|r| r.lag > 0) {
-        let from = row.position.unwrap_or(row.low).max(row.low);
-        tpl.add_partition_offset(topic, row.partition, Offset::Offset(from))
-            .map_err(kafka("building the assignment"))?;
-        open.insert(row.partition, row.high);
-    }
-    if open.is_empty() {
-        return Ok(());
-    }
-    let consumer = reader(brokers, "lag")?;
-    consumer
-        .assign(&tpl)
-        .map_err(kafka(format!("assigning {topic}")))?;
     let now = Utc::now();
     let deadline = Instant::now() + timeout;
-    let mut last_position_check = Instant::now();
-    while !open.is_empty() && Instant::now() < deadline {
-        if last_position_check.elapsed() >= Duration::from_millis(100) {
-            last_position_check = Instant::now();
-            // A read_committed reader's position moves past markers: at the end with no
-            // record seen, nothing but markers was left.
-            let positions = consumer
-                .position()
-                .map_err(kafka(format!("reading the position in {topic}")))?;
-            for element in positions.elements() {
-                if let (Offset::Offset(position), Some(&end)) =
-                    (element.offset(), open.get(&element.partition()))
-                    && position >= end
-                {
-                    caught_up(rows, element.partition());
-                    open.remove(&element.partition());
-                }
-            }
-        }
-        match consumer.poll(Duration::from_millis(50)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(partition))) if open.remove(&partition).is_some() => {
-                caught_up(rows, partition);
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(error)) => return Err(kafka(format!("reading {topic}"))(error)),
-            Some(Ok(message)) => {
-                let partition = message.partition();
-                if open.remove(&partition).is_none() {
-                    continue;
-                }
-                let at = message
+    for row in rows.iter_mut().filter(|r| r.lag > 0) {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        let from = row.position.unwrap_or(row.low).max(row.low);
+        let bounds = BTreeMap::from([(row.partition, (from, row.high))]);
+        let mut first: Option<Option<DateTime<Utc>>> = None;
+        let mut on = |message: &rdkafka::message::BorrowedMessage<'_>| {
+            first = Some(
+                message
                     .timestamp()
                     .to_millis()
-                    .and_then(DateTime::from_timestamp_millis);
-                if let Some(row) = rows.iter_mut().find(|r| r.partition == partition) {
+                    .and_then(DateTime::from_timestamp_millis),
+            );
+            Next::Stop
+        };
+        match scan(reader, topic, &bounds, left, &mut on, &mut |_| {}) {
+            Ok(_) => match first {
+                Some(at) => {
                     row.oldest_at = at;
                     row.oldest_age_seconds =
                         at.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1_000.0);
                 }
-                // Stop fetching this partition.
-                let mut one = TopicPartitionList::new();
-                one.add_partition(topic, partition);
-                let _ = consumer.pause(&one);
-            }
+                // The read_committed position reached the end with no record: only markers.
+                None => row.lag = 0,
+            },
+            Err(dakoku_kafka::Error::Stalled { .. }) => {}
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(())
-}
-
-fn caught_up(rows: &mut [PartitionLag], partition: i32) {
-    if let Some(row) = rows.iter_mut().find(|r| r.partition == partition) {
-        row.lag = 0;
-    }
 }
 
 /// The thresholds exceeded, as sentences.

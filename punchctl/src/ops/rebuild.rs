@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use dakoku_attendance::rebuild::{
     self, Finished, Plan, Rebuild, RebuildRequest, Recomputed, Replayed, Scope, ScopeRows,
 };
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::{GroupId, TenantId};
 use dakoku_store::master::tenants::{MasterError, find_tenant};
 
@@ -109,21 +110,21 @@ pub async fn resolve(
 /// Refuses while the attendance consumer group has live members, then reads the plan.
 /// Changes nothing.
 pub async fn prepare(
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
     group: &GroupId,
     scope: Scope,
     timeout: Duration,
 ) -> Result<Rebuild, RebuildError> {
-    replay::ensure_idle(brokers, ConsumerKind::Attendance, group, timeout).await?;
-    Ok(Rebuild::prepare(RebuildRequest {
-        brokers: brokers.to_owned(),
+    replay::ensure_idle(kafka, ConsumerKind::Attendance, group, timeout).await?;
+    let request = RebuildRequest {
+        brokers: kafka.brokers().to_owned(),
         database_url: database_url.to_owned(),
         group: group.clone(),
         scope,
         timeout,
-    })
-    .await?)
+    };
+    Ok(Rebuild::prepare_with(kafka.clone(), request).await?)
 }
 
 /// Whether `plan` may run: not while another scope's rebuild is unfinished, and not over a

@@ -22,16 +22,14 @@
 //!   whose timestamp (the producer's create time) is at or after it; a partition with no such
 //!   record goes to its end (nothing to process again).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use clap::ValueEnum;
+use dakoku_kafka::{Admin, ClientFactory};
 use dakoku_schemas::{ConsumerGroup, GroupId, Topic};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
-use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// What to replay: the consumer, its group and where from.
 #[derive(Debug, Clone)]
@@ -174,15 +172,9 @@ pub enum ReplayError {
     /// The topic does not exist.
     #[error("topic {0} does not exist; create it with `punchctl topics create --group <group>`")]
     NoTopic(String),
-    /// Kafka failed; `doing` says at which step. Nothing was changed unless it says so.
-    #[error("{doing}: {source}")]
-    Kafka {
-        /// The step.
-        doing: String,
-        /// What Kafka said.
-        #[source]
-        source: KafkaError,
-    },
+    /// Kafka failed; the error says at which step. Nothing was changed unless it says so.
+    #[error(transparent)]
+    Kafka(#[from] dakoku_kafka::Error),
     /// The commit was refused, e.g. because a consumer of the group started meanwhile.
     #[error(
         "committing the new offsets of {consumer_group} failed, nothing was changed: {source}. If a consumer of the group started meanwhile, stop it and run again"
@@ -190,9 +182,9 @@ pub enum ReplayError {
     Commit {
         /// The consumer group.
         consumer_group: String,
-        /// What Kafka said.
+        /// What Kafka said (boxed: a cold path that would size every `Result`).
         #[source]
-        source: KafkaError,
+        source: Box<dakoku_kafka::Error>,
     },
     /// attendance's stored offsets moved between the plan and the change: a consumer wrote a
     /// batch. Nothing was changed.
@@ -211,11 +203,6 @@ pub enum ReplayError {
     Task(String),
 }
 
-fn kafka(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> ReplayError {
-    let doing = doing.into();
-    move |source| ReplayError::Kafka { doing, source }
-}
-
 /// Runs blocking Kafka work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ReplayError> + Send + 'static,
@@ -225,54 +212,52 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ReplayError::Task(e.to_string()))?
 }
 
-fn client(brokers: &str, group_id: Option<&str>) -> Result<BaseConsumer, ReplayError> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("client.id", "punchctl-replay")
-        .set("enable.auto.commit", "false");
-    if let Some(group_id) = group_id {
-        config.set("group.id", group_id);
+/// The `client.id` of the replay's Kafka clients.
+const CLIENT_ID: &str = "punchctl-replay";
+
+impl From<dakoku_kafka::Member> for Member {
+    fn from(member: dakoku_kafka::Member) -> Self {
+        Self {
+            id: member.id,
+            client_id: member.client_id,
+            host: member.host,
+        }
     }
-    config.create().map_err(kafka("creating a Kafka client"))
 }
 
-/// The live members of `consumer_group` (none when it is empty or unknown).
+/// The live members of `consumer_group` (none when it is empty or unknown), asked of
+/// `brokers` with no other client property (see [`live_members_with`]).
 pub async fn live_members(
     brokers: &str,
     consumer_group: &str,
     timeout: Duration,
 ) -> Result<Vec<Member>, ReplayError> {
-    let (brokers, consumer_group) = (brokers.to_owned(), consumer_group.to_owned());
+    live_members_with(&ClientFactory::new(brokers), consumer_group, timeout).await
+}
+
+/// The live members of `consumer_group` (none when it is empty or unknown).
+pub async fn live_members_with(
+    kafka: &ClientFactory,
+    consumer_group: &str,
+    timeout: Duration,
+) -> Result<Vec<Member>, ReplayError> {
+    let (kafka, consumer_group) = (kafka.clone(), consumer_group.to_owned());
     blocking(move || {
-        let consumer = client(&brokers, None)?;
-        let list = consumer
-            .fetch_group_list(Some(&consumer_group), timeout)
-            .map_err(kafka(format!("describing consumer group {consumer_group}")))?;
-        Ok(list
-            .groups()
-            .iter()
-            .filter(|g| g.name() == consumer_group)
-            .flat_map(|g| g.members())
-            .map(|m| Member {
-                id: m.id().to_owned(),
-                client_id: m.client_id().to_owned(),
-                host: m.client_host().to_owned(),
-            })
-            .collect())
+        let members = Admin::new(&kafka, CLIENT_ID, timeout)?.members(&consumer_group)?;
+        Ok(members.into_iter().map(Member::from).collect())
     })
     .await
 }
 
 /// Fails with [`ReplayError::LiveMembers`] while `consumer`'s group of `group` has members.
 pub async fn ensure_idle(
-    brokers: &str,
+    kafka: &ClientFactory,
     consumer: ConsumerKind,
     group: &GroupId,
     timeout: Duration,
 ) -> Result<(), ReplayError> {
     let consumer_group = consumer.consumer_group(group);
-    let members = live_members(brokers, &consumer_group, timeout).await?;
+    let members = live_members_with(kafka, &consumer_group, timeout).await?;
     if members.is_empty() {
         return Ok(());
     }
@@ -353,52 +338,38 @@ impl ReplayPlan {
 /// Reads the plan: partitions, watermarks, targets and current positions. Changes nothing.
 pub async fn plan(
     request: &ReplayRequest,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
 ) -> Result<ReplayPlan, ReplayError> {
     let timeout = request.timeout;
     let consumer_group = request.consumer.consumer_group(&request.group);
     let topic = request.consumer.topic(&request.group).name();
-    let (kafka_brokers, kafka_topic, kafka_group) =
-        (brokers.to_owned(), topic.clone(), consumer_group.clone());
+    let (kafka, kafka_topic, kafka_group) = (kafka.clone(), topic.clone(), consumer_group.clone());
     let (from, kind) = (request.from, request.consumer);
     let (marks, targets, committed) = blocking(move || {
-        let consumer = client(&kafka_brokers, Some(&kafka_group))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&kafka_topic), timeout)
-            .map_err(kafka(format!("reading the metadata of {kafka_topic}")))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == kafka_topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(ReplayError::NoTopic(kafka_topic));
-        }
-        let mut marks = BTreeMap::new();
-        for &partition in &partitions {
-            let watermarks = consumer
-                .fetch_watermarks(&kafka_topic, partition, timeout)
-                .map_err(kafka(format!("reading the offsets of {kafka_topic}")))?;
-            marks.insert(partition, watermarks);
-        }
-        let targets = match from {
+        let admin = Admin::new(&kafka, CLIENT_ID, timeout)?;
+        let marks = admin.watermarks(&kafka_topic).map_err(|error| {
+            if error.is_unknown_topic() {
+                ReplayError::NoTopic(kafka_topic.clone())
+            } else {
+                ReplayError::Kafka(error)
+            }
+        })?;
+        let targets: BTreeMap<i32, i64> = match from {
             ReplayFrom::Earliest => marks.iter().map(|(p, (low, _))| (*p, *low)).collect(),
-            ReplayFrom::At(at) => offsets_at(
-                &consumer,
-                &kafka_topic,
-                &marks,
-                at.timestamp_millis(),
-                timeout,
-            )?,
+            // A partition with no record at or after the moment goes to its end: nothing to
+            // process again.
+            ReplayFrom::At(at) => {
+                admin.offsets_for_time(&kafka_topic, &marks, at.timestamp_millis())?
+            }
         };
         let committed = match kind {
             ConsumerKind::LicenceCheck => {
-                committed_offsets(&consumer, &kafka_topic, &partitions, timeout)?
+                let partitions: Vec<i32> = marks.keys().copied().collect();
+                admin.committed_offsets(&kafka_group, &kafka_topic, &partitions)?
             }
             // attendance's positions are in Postgres (below).
-            ConsumerKind::Attendance => HashMap::new(),
+            ConsumerKind::Attendance => BTreeMap::new(),
         };
         Ok((marks, targets, committed))
     })
@@ -407,7 +378,10 @@ pub async fn plan(
         ConsumerKind::LicenceCheck => committed,
         ConsumerKind::Attendance => {
             let client = dakoku_store::connect(database_url).await?;
-            stored_offsets(&client, &consumer_group, &topic).await?
+            dakoku_store::offsets::load(&client, &consumer_group, &topic)
+                .await?
+                .into_iter()
+                .collect()
         }
     };
     let partitions = marks
@@ -430,98 +404,20 @@ pub async fn plan(
     })
 }
 
-/// Each partition's first offset whose timestamp is at or after `millis`; its end when none.
-fn offsets_at(
-    consumer: &BaseConsumer,
-    topic: &str,
-    marks: &BTreeMap<i32, (i64, i64)>,
-    millis: i64,
-    timeout: Duration,
-) -> Result<HashMap<i32, i64>, ReplayError> {
-    let mut query = TopicPartitionList::new();
-    for &partition in marks.keys() {
-        query
-            .add_partition_offset(topic, partition, Offset::Offset(millis))
-            .map_err(kafka("building the timestamp query"))?;
-    }
-    let found = consumer
-        .offsets_for_times(query, timeout)
-        .map_err(kafka(format!("looking up offsets by time in {topic}")))?;
-    Ok(found
-        .elements()
-        .iter()
-        .map(|e| {
-            let end = marks.get(&e.partition()).map_or(0, |(_, end)| *end);
-            let offset = match e.offset() {
-                Offset::Offset(offset) => offset,
-                // No record at or after the moment: nothing to process again.
-                _ => end,
-            };
-            (e.partition(), offset)
-        })
-        .collect())
-}
-
-/// The Kafka group's committed next offsets (absent: nothing committed).
-fn committed_offsets(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partitions: &[i32],
-    timeout: Duration,
-) -> Result<HashMap<i32, i64>, ReplayError> {
-    let mut tpl = TopicPartitionList::new();
-    for &partition in partitions {
-        tpl.add_partition(topic, partition);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, timeout)
-        .map_err(kafka(format!("reading the committed offsets on {topic}")))?;
-    Ok(committed
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(offset) => Some((e.partition(), offset)),
-            _ => None,
-        })
-        .collect())
-}
-
-async fn stored_offsets(
-    client: &tokio_postgres::Client,
-    consumer_group: &str,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, ReplayError> {
-    Ok(client
-        .query(
-            "SELECT partition, next_offset FROM consumer_offsets \
-             WHERE consumer_group = $1 AND topic = $2",
-            &[&consumer_group, &topic],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
-}
-
 /// Commits `moves` for `consumer_group` without joining it; the broker refuses it unless the
 /// group is empty.
 fn commit(
-    brokers: &str,
+    kafka: &ClientFactory,
     consumer_group: &str,
     topic: &str,
     moves: &BTreeMap<i32, i64>,
+    timeout: Duration,
 ) -> Result<(), ReplayError> {
-    let consumer = client(brokers, Some(consumer_group))?;
-    let mut tpl = TopicPartitionList::new();
-    for (&partition, &offset) in moves {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
-            .map_err(kafka("building the commit"))?;
-    }
-    consumer
-        .commit(&tpl, CommitMode::Sync)
+    Admin::new(kafka, CLIENT_ID, timeout)?
+        .commit_offsets(consumer_group, topic, moves)
         .map_err(|source| ReplayError::Commit {
             consumer_group: consumer_group.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -532,15 +428,16 @@ fn commit(
 /// operator's record of what was replayed).
 pub async fn apply(
     plan: &ReplayPlan,
-    brokers: &str,
+    kafka: &ClientFactory,
     database_url: &str,
+    timeout: Duration,
 ) -> Result<(), ReplayError> {
     let moves = plan.moves();
     if moves.is_empty() {
         return Ok(());
     }
-    let (brokers, consumer_group, topic) = (
-        brokers.to_owned(),
+    let (kafka, consumer_group, topic) = (
+        kafka.clone(),
         plan.consumer_group.clone(),
         plan.topic.clone(),
     );
@@ -559,15 +456,16 @@ pub async fn apply(
             continue;
         };
         if plan.consumer == ConsumerKind::Attendance {
-            let changed = tx
-                .execute(
-                    "UPDATE consumer_offsets SET next_offset = $4, updated_at = now() \
-                     WHERE consumer_group = $1 AND topic = $2 AND partition = $3 \
-                     AND next_offset = $5",
-                    &[&consumer_group, &topic, &reset.partition, &new, &current],
-                )
-                .await?;
-            if changed != 1 {
+            let moved = dakoku_store::offsets::rewrite(
+                &tx,
+                &consumer_group,
+                &topic,
+                reset.partition,
+                current,
+                new,
+            )
+            .await?;
+            if !moved {
                 return Err(ReplayError::OffsetsMoved(consumer_group));
             }
         }
@@ -578,7 +476,7 @@ pub async fn apply(
         )
         .await?;
     }
-    blocking(move || commit(&brokers, &consumer_group, &topic, &moves)).await?;
+    blocking(move || commit(&kafka, &consumer_group, &topic, &moves, timeout)).await?;
     tx.commit().await?;
     Ok(())
 }

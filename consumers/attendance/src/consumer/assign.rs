@@ -28,7 +28,9 @@ pub(super) struct AssignContext {
     pub(super) retry_max: Duration,
 }
 
-impl ClientContext for AssignContext {}
+impl ClientContext for AssignContext {
+    dakoku_kafka::log_to_tracing!();
+}
 
 impl ConsumerContext for AssignContext {
     fn rebalance(

@@ -1,7 +1,6 @@
 //! Why a group's consumer stops (everything else is retried).
 
 use dakoku_schemas::GroupId;
-use rdkafka::error::KafkaError;
 
 use crate::store::marker::UnfinishedRebuild;
 
@@ -9,13 +8,14 @@ use crate::store::marker::UnfinishedRebuild;
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     /// The Kafka client could not be created or subscribed (bad configuration).
-    #[error("Kafka client for group {group}: {source}")]
+    #[error("group {group}: {source}")]
     Kafka {
         /// The tenant group.
         group: GroupId,
-        /// What librdkafka said.
+        /// What Kafka said, and at which step (boxed: the error path is cold and every
+        /// `Result` of the consumer would carry its size).
         #[source]
-        source: KafkaError,
+        source: Box<dakoku_kafka::Error>,
     },
     /// Too many records of one batch could not be decoded: a bad deploy upstream. Fix the
     /// producer (or quarantine by hand), then restart; nothing of the batch was written.

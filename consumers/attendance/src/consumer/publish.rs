@@ -6,10 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use dakoku_kafka::{ClientFactory, FutureProducer};
 use dakoku_schemas::{AttendanceDay, GroupId, attendance_key, encode};
-use rdkafka::ClientConfig;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer as _};
 
 use super::backoff::Backoff;
 use crate::config::Config;
@@ -26,12 +25,9 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    pub(crate) fn new(config: &Config) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("client.id", format!("{}-producer", config.client_id()))
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
+    pub(crate) fn new(kafka: &ClientFactory, config: &Config) -> dakoku_kafka::Result<Self> {
+        let producer = kafka
+            .idempotent_producer(format!("{}-producer", config.client_id()))
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000")
             .set("compression.type", "lz4")

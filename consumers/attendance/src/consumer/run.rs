@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use dakoku_kafka::Doing as _;
 use dakoku_schemas::{ConsumerGroup, GroupId, Topic};
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
 use super::assign::AssignContext;
@@ -24,10 +25,12 @@ use crate::metrics::{self, Health};
 use crate::store::marker::UnfinishedRebuild;
 use crate::store::{Applied, Store, StoreError};
 
-/// What the group consumers share: configuration, the producer, health.
+/// What the group consumers share: configuration, the Kafka client factory, the producer,
+/// health.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
+    pub kafka: dakoku_kafka::ClientFactory,
     pub producer: Producer,
     pub health: Arc<Health>,
 }
@@ -72,7 +75,7 @@ pub(crate) async fn run_group(
     let config = &shared.config;
     let topic = Topic::Checked(group.clone()).name();
     let stopping = Arc::new(AtomicBool::new(false));
-    let consumer = kafka_consumer(config, &group, &topic, &stopping)?;
+    let consumer = kafka_consumer(&shared, &group, &topic, &stopping)?;
     let mut this = GroupLoop {
         shared: Arc::clone(&shared),
         group: group.clone(),
@@ -103,11 +106,13 @@ pub(crate) async fn run_group(
             return Err(error);
         }
     }
-    let kafka = |source| ConsumerError::Kafka {
-        group: group.clone(),
-        source,
-    };
-    consumer.subscribe(&[topic.as_str()]).map_err(kafka)?;
+    consumer
+        .subscribe(&[topic.as_str()])
+        .doing_with(|| format!("subscribing to {topic}"))
+        .map_err(|source| ConsumerError::Kafka {
+            group: group.clone(),
+            source: Box::new(source),
+        })?;
     shared.health.set_up(&group, true);
     tracing::info!(group = %group, topic, "consuming");
 
@@ -138,11 +143,12 @@ pub(crate) async fn run_group(
 
 /// The group's Kafka consumer, assigned at the offsets stored in Postgres (see `assign`).
 fn kafka_consumer(
-    config: &Config,
+    shared: &Shared,
     group: &GroupId,
     topic: &str,
     stopping: &Arc<AtomicBool>,
 ) -> Result<Kafka, ConsumerError> {
+    let config = &shared.config;
     let consumer_group = ConsumerGroup::Attendance(group.clone()).name();
     let context = AssignContext {
         group: group.clone(),
@@ -155,21 +161,15 @@ fn kafka_consumer(
         retry_initial: Duration::from_millis(config.retry_initial_ms),
         retry_max: Duration::from_millis(config.retry_max_ms),
     };
-    let consumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("group.id", consumer_group)
-        .set("client.id", config.client_id())
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
+    let consumer = shared
+        .kafka
+        .group_member(config.client_id(), consumer_group)
         .set("enable.partition.eof", "false")
-        .set("partition.assignment.strategy", "roundrobin")
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .create_with_context(context)
         .map_err(|source| ConsumerError::Kafka {
             group: group.clone(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(Arc::new(consumer))
 }

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
-
 use crate::store::StoreError;
 use crate::store::marker::{Scope, UnfinishedRebuild};
 
@@ -14,15 +12,9 @@ pub enum RebuildError {
     /// Postgres failed.
     #[error("Postgres: {0}")]
     Store(#[from] StoreError),
-    /// Kafka failed; `doing` says at which step.
-    #[error("{doing}: {source}")]
-    Kafka {
-        /// The step.
-        doing: String,
-        /// What Kafka said.
-        #[source]
-        source: KafkaError,
-    },
+    /// Kafka failed; the error says at which step.
+    #[error(transparent)]
+    Kafka(#[from] dakoku_kafka::Error),
     /// The checked topic does not exist.
     #[error("topic {0} does not exist; create it with `punchctl topics create --group <group>`")]
     NoTopic(String),
@@ -85,9 +77,4 @@ fn refusal(unfinished: &UnfinishedRebuild) -> String {
         unfinished.describe(),
         unfinished.command()
     )
-}
-
-pub(super) fn kafka(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> RebuildError {
-    let doing = doing.into();
-    move |source| RebuildError::Kafka { doing, source }
 }

@@ -1,56 +1,38 @@
-//! The rebuild's Kafka side: the topic's partitions and watermarks, the replay consumer
-//! (assigned by hand, never joining the group), the quarantine producer, and the advisory
-//! commit of the group's offsets at the end.
+//! The rebuild's Kafka side, through the `dakoku-kafka` factory: the topic's watermarks, the
+//! quarantine producer, and the advisory commit of the group's offsets at the end. The replay
+//! itself is the bounded scan (`read`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
+use dakoku_kafka::{Admin, ClientFactory, FutureProducer};
 use dakoku_schemas::Topic;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::producer::FutureRecord;
 
-use super::error::{RebuildError, kafka};
-use super::plan::{Plan, RebuildRequest};
+use super::error::RebuildError;
 use crate::decode::Poison;
+
+/// The `client.id` of every client of the rebuild.
+pub(super) const CLIENT_ID: &str = "punchctl-rebuild";
 
 /// Each partition's (first offset, end offset) now.
 pub(super) async fn watermarks(
-    request: &RebuildRequest,
+    kafka: &ClientFactory,
     topic: &str,
+    timeout: Duration,
 ) -> Result<BTreeMap<i32, (i64, i64)>, RebuildError> {
-    let brokers = request.brokers.clone();
+    let kafka = kafka.clone();
     let topic = topic.to_owned();
-    let timeout = request.timeout;
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("client.id", "punchctl-rebuild")
-            .create()
-            .map_err(kafka("creating a metadata client"))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), timeout)
-            .map_err(kafka(format!("reading the metadata of {topic}")))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(RebuildError::NoTopic(topic));
-        }
-        partitions
-            .into_iter()
-            .map(|partition| {
-                consumer
-                    .fetch_watermarks(&topic, partition, timeout)
-                    .map(|marks| (partition, marks))
-                    .map_err(kafka(format!("reading the offsets of {topic}")))
-            })
-            .collect()
+        let admin = Admin::new(&kafka, CLIENT_ID, timeout)?;
+        admin.watermarks(&topic).map_err(|error| {
+            if error.is_unknown_topic() {
+                RebuildError::NoTopic(topic.clone())
+            } else {
+                RebuildError::Kafka(error)
+            }
+        })
     })
     .await
     .map_err(|e| RebuildError::Reader(e.to_string()))?
@@ -58,64 +40,18 @@ pub(super) async fn watermarks(
 
 /// Commits `offsets` for `consumer_group` without joining it (accepted while it is empty).
 pub(super) fn commit_group_offsets(
-    brokers: &str,
+    kafka: &ClientFactory,
     consumer_group: &str,
     topic: &str,
     offsets: &BTreeMap<i32, i64>,
-) -> Result<(), KafkaError> {
-    if offsets.is_empty() {
-        return Ok(());
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("client.id", "punchctl-rebuild")
-        .set("group.id", consumer_group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for (partition, next) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
-    }
-    consumer.commit(&tpl, CommitMode::Sync)
+    timeout: Duration,
+) -> dakoku_kafka::Result<()> {
+    Admin::new(kafka, CLIENT_ID, timeout)?.commit_offsets(consumer_group, topic, offsets)
 }
 
 /// The producer of the replay's quarantine records.
-pub(super) fn quarantine_producer(brokers: &str) -> Result<FutureProducer, RebuildError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("client.id", "punchctl-rebuild")
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .create()
-        .map_err(kafka("creating the quarantine producer"))
-}
-
-/// The replay's consumer: every partition of the plan assigned by hand at its first offset.
-pub(super) fn replay_consumer(brokers: &str, plan: &Plan) -> Result<StreamConsumer, RebuildError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("client.id", "punchctl-rebuild")
-        // Never joins or commits: partitions are assigned by hand. The id is required.
-        .set(
-            "group.id",
-            format!("punchctl-rebuild.{}.{}", plan.group, std::process::id()),
-        )
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(kafka("creating the replay consumer"))?;
-    let mut assignment = TopicPartitionList::new();
-    for p in &plan.partitions {
-        assignment
-            .add_partition_offset(&plan.topic, p.partition, Offset::Offset(p.low))
-            .map_err(kafka("building the assignment"))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(kafka(format!("assigning {}", plan.topic)))?;
-    Ok(consumer)
+pub(super) fn quarantine_producer(kafka: &ClientFactory) -> Result<FutureProducer, RebuildError> {
+    Ok(kafka.idempotent_producer(CLIENT_ID).create()?)
 }
 
 /// Sends `poison` to `punches.quarantine` with its origin, as the service does.

@@ -49,8 +49,9 @@
 //! # Layout
 //! - `run`: [`Rebuild`] and its steps.
 //! - `plan`: [`RebuildRequest`], [`Plan`] and what each step reports; [`Progress`].
-//! - `read`: the replay's reader task.
-//! - `kafka`: watermarks, the replay consumer, the quarantine producer, the advisory commit.
+//! - `read`: the replay's reader task (the bounded scan of `dakoku_kafka::scan`).
+//! - `kafka`: watermarks (`dakoku_kafka::Admin`), the quarantine producer, the advisory
+//!   commit.
 //! - `sql`: the rebuild's own statements.
 //! - `error`: [`RebuildError`].
 //!

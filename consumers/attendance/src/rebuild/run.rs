@@ -1,11 +1,11 @@
 //! [`Rebuild`]: prepare (lock, plan), clear, replay, recompute, finish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
+use dakoku_kafka::{ClientFactory, FutureProducer};
 use dakoku_schemas::{ConsumerGroup, Topic};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 use super::error::RebuildError;
@@ -26,19 +26,30 @@ use crate::store::marker::{SQL_MARK_FINISHED, SQL_MARK_UNFINISHED, unfinished};
 #[derive(Debug)]
 pub struct Rebuild {
     request: RebuildRequest,
+    kafka: ClientFactory,
     store: Store,
     plan: Plan,
 }
 
 impl Rebuild {
-    /// Connects, takes the group's lock and reads the plan. Changes nothing.
+    /// Connects, takes the group's lock and reads the plan. Changes nothing. Kafka clients
+    /// have nothing but `request.brokers`; see [`Rebuild::prepare_with`].
     pub async fn prepare(request: RebuildRequest) -> Result<Self, RebuildError> {
+        let kafka = ClientFactory::new(request.brokers.as_str());
+        Self::prepare_with(kafka, request).await
+    }
+
+    /// As [`Rebuild::prepare`], with Kafka clients from `kafka` (an operator's properties).
+    pub async fn prepare_with(
+        kafka: ClientFactory,
+        request: RebuildRequest,
+    ) -> Result<Self, RebuildError> {
         let consumer_group = ConsumerGroup::Attendance(request.group.clone()).name();
         let topic = Topic::Checked(request.group.clone()).name();
         let mut store =
             Store::connect(&request.database_url, &request.group, request.timeout).await?;
         lock(&mut store, &consumer_group).await?;
-        let watermarks = kafka::watermarks(&request, &topic).await?;
+        let watermarks = kafka::watermarks(&kafka, &topic, request.timeout).await?;
         let stored = store.stored_offsets().await?;
         let partitions = watermarks
             .into_iter()
@@ -76,6 +87,7 @@ impl Rebuild {
         };
         Ok(Self {
             request,
+            kafka,
             store,
             plan,
         })
@@ -137,10 +149,9 @@ impl Rebuild {
         progress: &dyn Progress,
     ) -> Result<Replayed, RebuildError> {
         progress.stage("replaying the log", self.plan.records());
-        let consumer = kafka::replay_consumer(&self.request.brokers, &self.plan)?;
         let batch_records = batch_records.max(1);
         let (feed, mut incoming) = mpsc::channel::<read::Read>(batch_records * 2);
-        let ends: HashMap<i32, (i64, i64)> = self
+        let bounds: BTreeMap<i32, (i64, i64)> = self
             .plan
             .partitions
             .iter()
@@ -148,10 +159,10 @@ impl Rebuild {
             .collect();
         let stall = self.request.timeout.max(Duration::from_secs(90));
         let reader = tokio::spawn(read::read(
-            consumer,
+            self.kafka.clone(),
             self.plan.group.clone(),
             self.plan.topic.clone(),
-            ends,
+            bounds,
             feed,
             stall,
         ));
@@ -202,7 +213,7 @@ impl Rebuild {
                 let quarantiner = match &producer {
                     Some(existing) => FutureProducer::clone(existing),
                     None => {
-                        let created = kafka::quarantine_producer(&self.request.brokers)?;
+                        let created = kafka::quarantine_producer(&self.kafka)?;
                         producer = Some(created.clone());
                         created
                     }
@@ -289,11 +300,12 @@ impl Rebuild {
             .client_mut()
             .query_one(SQL_UNLOCK, &[&self.plan.consumer_group])
             .await?;
-        let brokers = self.request.brokers.clone();
+        let factory = self.kafka.clone();
         let (consumer_group, topic) = (self.plan.consumer_group.clone(), self.plan.topic.clone());
         let to_commit = offsets.clone();
+        let timeout = self.request.timeout;
         let committed = tokio::task::spawn_blocking(move || {
-            kafka::commit_group_offsets(&brokers, &consumer_group, &topic, &to_commit)
+            kafka::commit_group_offsets(&factory, &consumer_group, &topic, &to_commit, timeout)
         })
         .await
         .map_err(|e| RebuildError::Reader(e.to_string()))?;

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use dakoku_attendance::rules;
+use dakoku_kafka::scan::{OnRecord, scan_range};
+use dakoku_kafka::{Admin, Reader};
 use dakoku_schemas::{
     CheckedPunch, ConsumerGroup, RawPunch, TenantId, Topic, Verdict, VerdictKey, decode,
 };
-use dakoku_service::scan::{OnRecord, scan_range};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::Consumer as _;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
@@ -118,7 +119,7 @@ pub(crate) struct KafkaInput {
 /// Reads a topic from its low watermarks to `ends` (exclusive), `read_committed`, calling `on`
 /// with each record and reporting progress.
 fn scan_topic(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     bounds: &BTreeMap<i32, (i64, i64)>,
     stall: Duration,
@@ -149,17 +150,25 @@ pub(crate) fn read_log(
     let licence_group = ConsumerGroup::LicenceCheck(group.clone()).name();
     let tenant = request.tenant.as_ref().map(TenantId::as_str);
 
-    let meta = lag::reader(&request.brokers, "audit")?;
-    let raw_partitions = lag::partitions(&meta, &raw_topic, timeout)?;
-    let checked_partitions = lag::partitions(&meta, &checked_topic, timeout)?;
-    let judged = lag::kafka_committed(
-        &request.brokers,
-        &licence_group,
-        &raw_topic,
-        &raw_partitions,
-        timeout,
-    )?;
-    let checked_marks = lag::watermarks(&meta, &checked_topic, &checked_partitions, timeout)?;
+    let admin = Admin::new(&request.kafka, "punchctl-audit", timeout)?;
+    let reader = || -> Result<Reader, AuditError> {
+        Ok(request
+            .kafka
+            .reader("punchctl-audit")
+            .create()
+            .map_err(lag::LagError::from)?)
+    };
+    let meta = reader()?;
+    let watermarks = |topic: &str, partitions: &[i32]| {
+        dakoku_kafka::admin::watermarks(meta.client(), topic, partitions, timeout)
+            .map_err(lag::LagError::from)
+    };
+    let raw_partitions = lag::partitions(&admin, &raw_topic)?;
+    let checked_partitions = lag::partitions(&admin, &checked_topic)?;
+    let judged = admin
+        .committed_offsets(&licence_group, &raw_topic, &raw_partitions)
+        .map_err(lag::LagError::from)?;
+    let checked_marks = watermarks(&checked_topic, &checked_partitions)?;
 
     let mut log = Log {
         checked_low: checked_marks
@@ -170,7 +179,7 @@ pub(crate) fn read_log(
         ..Log::default()
     };
 
-    let consumer = lag::reader(&request.brokers, "audit")?;
+    let consumer = reader()?;
     scan_topic(
         &consumer,
         &checked_topic,
@@ -184,16 +193,12 @@ pub(crate) fn read_log(
     drop(consumer);
 
     // After the checked scan: every verdict read was committed with offsets up to these.
-    let bound = lag::kafka_committed(
-        &request.brokers,
-        &licence_group,
-        &raw_topic,
-        &raw_partitions,
-        timeout,
-    )?;
-    let raw_marks = lag::watermarks(&meta, &raw_topic, &raw_partitions, timeout)?;
+    let bound = admin
+        .committed_offsets(&licence_group, &raw_topic, &raw_partitions)
+        .map_err(lag::LagError::from)?;
+    let raw_marks = watermarks(&raw_topic, &raw_partitions)?;
     log.raw_truncated = raw_marks.values().any(|&(low, _)| low > 0);
-    let consumer = lag::reader(&request.brokers, "audit")?;
+    let consumer = reader()?;
     scan_topic(
         &consumer,
         &raw_topic,

@@ -4,16 +4,16 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use dakoku_kafka::ClientFactory;
 use dakoku_schemas::{GroupId, TenantId};
-use dakoku_service::scan::ScanError;
 
 use crate::ops::lag::LagError;
 
 /// What to audit.
 #[derive(Debug, Clone)]
 pub struct AuditRequest {
-    /// Kafka bootstrap servers.
-    pub brokers: String,
+    /// Kafka's clients (the operator's brokers and properties).
+    pub kafka: ClientFactory,
     /// Postgres URL.
     pub database_url: String,
     /// The tenant group.
@@ -32,10 +32,11 @@ pub struct AuditRequest {
 }
 
 impl AuditRequest {
-    /// A request for the whole of `group`, with 10 examples and a 120 s timeout.
+    /// A request for the whole of `group`, with 10 examples and a 120 s timeout; Kafka
+    /// clients have nothing but `brokers` (set [`AuditRequest::kafka`] for more).
     pub fn new(brokers: &str, database_url: &str, group: GroupId) -> Self {
         Self {
-            brokers: brokers.to_owned(),
+            kafka: ClientFactory::new(brokers),
             database_url: database_url.to_owned(),
             group,
             tenant: None,
@@ -103,16 +104,14 @@ impl AuditProgress for NoProgress {
     fn advance(&self, _: u64) {}
 }
 
-impl From<ScanError> for AuditError {
-    fn from(error: ScanError) -> Self {
+impl From<dakoku_kafka::Error> for AuditError {
+    fn from(error: dakoku_kafka::Error) -> Self {
         match error {
-            ScanError::Kafka { doing, source } => {
-                AuditError::Positions(LagError::Kafka { doing, source })
-            }
-            ScanError::Stalled { topic, waited } => AuditError::ScanStalled {
+            dakoku_kafka::Error::Stalled { topic, waited } => AuditError::ScanStalled {
                 topic,
                 timeout: waited,
             },
+            error => AuditError::Positions(LagError::Kafka(error)),
         }
     }
 }

@@ -8,9 +8,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "attendance-bench", version, about)]
 pub(crate) struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub(crate) brokers: String,
+    /// Where Kafka is (`--brokers`/`KAFKA_BROKERS`) and its client properties.
+    #[command(flatten)]
+    pub(crate) kafka: dakoku_kafka::KafkaArgs,
     /// A Postgres URL whose role may create databases.
     #[arg(long, env = "DATABASE_URL", default_value = dakoku_store::DEFAULT_DATABASE_URL)]
     pub(crate) database_url: String,

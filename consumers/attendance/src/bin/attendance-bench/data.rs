@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use chrono::{Datelike as _, NaiveDate, TimeZone as _};
 use dakoku_attendance::rules;
+use dakoku_kafka::{ClientFactory, FutureProducer};
 use dakoku_schemas::{
     CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, PunchId, PunchKind, TenantId, Topic,
     Verdict, checked_key, encode,
@@ -10,8 +11,7 @@ use dakoku_schemas::{
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
-use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use crate::args::Args;
 
@@ -102,14 +102,12 @@ pub(crate) fn generate(
 }
 
 pub(crate) async fn produce(
-    args: &Args,
+    kafka: &ClientFactory,
     group: &GroupId,
     records: &[CheckedPunch],
 ) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
+    let producer: FutureProducer = kafka
+        .idempotent_producer("attendance-bench")
         .set("linger.ms", "20")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")

@@ -35,11 +35,9 @@ use crate::baseline::baselines;
 use crate::data::{generate, produce};
 use crate::report::report;
 use dakoku_attendance::Config;
+use dakoku_kafka::{Admin, ClientFactory, TopicSpec};
 use dakoku_schemas::{CheckedPunch, ConsumerGroup, GroupId, TenantId, Topic};
 use dakoku_store::ScratchDatabase;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 
 /// How long dropping a round's database waits for autovacuum, which the round's hundreds of
 /// thousands of fresh rows set to work and which `DROP DATABASE .. WITH (FORCE)` cannot end.
@@ -63,7 +61,8 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
 
     // Topics of our own, filled once; every round reads them from the start.
-    let (admin, topics) = create_topics(&args, &group).await?;
+    let kafka = args.kafka.factory()?;
+    let (admin, topics) = create_topics(&kafka, &args, &group).await?;
     let started = Instant::now();
     let (records, distinct) = generate(&args, &group, &tenants)?;
     eprintln!(
@@ -73,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    produce(&args, &group, &records).await?;
+    produce(&kafka, &group, &records).await?;
     eprintln!(
         "produced to the checked topic in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -107,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if !args.keep {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+        let _ = admin.delete_topics(&names).await;
     } else {
         eprintln!("kept topics of group {group}");
     }
@@ -118,26 +117,34 @@ async fn main() -> anyhow::Result<()> {
 
 /// The bench's own checked and daily topics.
 async fn create_topics(
+    kafka: &ClientFactory,
     args: &Args,
     group: &GroupId,
-) -> anyhow::Result<(AdminClient<DefaultClientContext>, [String; 2])> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .create()?;
+) -> anyhow::Result<(Admin, [String; 2])> {
+    let admin = Admin::new(kafka, "attendance-bench", Duration::from_secs(30))?;
     let topics = [
         Topic::Checked(group.clone()).name(),
         Topic::AttendanceDaily(group.clone()).name(),
     ];
-    let new_topics = [
-        NewTopic::new(&topics[0], args.partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&topics[1], args.partitions, TopicReplication::Fixed(1))
-            .set("cleanup.policy", "compact"),
+    let spec = |name: &str, configs: Vec<(String, String)>| TopicSpec {
+        name: name.to_owned(),
+        partitions: args.partitions,
+        replication_factor: 1,
+        configs,
+    };
+    let specs = [
+        spec(&topics[0], Vec::new()),
+        spec(
+            &topics[1],
+            vec![("cleanup.policy".to_owned(), "compact".to_owned())],
+        ),
     ];
-    for result in admin
-        .create_topics(&new_topics, &AdminOptions::new())
-        .await?
-    {
-        result.map_err(|(topic, e)| anyhow::anyhow!("creating {topic}: {e}"))?;
+    for (topic, created) in admin.create_topics(&specs).await? {
+        // A fresh random group: an existing topic means a name clash, not a rerun.
+        anyhow::ensure!(
+            created == dakoku_kafka::Created::Created,
+            "creating {topic}: it exists already"
+        );
     }
     Ok((admin, topics))
 }
@@ -202,7 +209,8 @@ async fn consume(
     db_url: &str,
     total: i64,
 ) -> anyhow::Result<(Instant, Option<(Instant, i64)>, Instant)> {
-    let mut config = Config::new(&args.brokers, db_url, vec![group.clone()]);
+    let mut config = Config::new(&args.kafka.brokers, db_url, vec![group.clone()]);
+    config.kafka = args.kafka.clone();
     config.batch_max_records = args.batch_max_records;
     config.batch_max_wait_ms = 100;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -213,14 +221,7 @@ async fn consume(
     let consumer_group = ConsumerGroup::Attendance(group.clone()).name();
     let mut first: Option<(Instant, i64)> = None;
     let done = loop {
-        let committed: i64 = db
-            .query_one(
-                "SELECT COALESCE(sum(next_offset), 0)::bigint FROM consumer_offsets \
-                 WHERE consumer_group = $1",
-                &[&consumer_group],
-            )
-            .await?
-            .get(0);
+        let committed = dakoku_store::offsets::total(db, &consumer_group).await?;
         let now = Instant::now();
         if committed > 0 && first.is_none() {
             first = Some((now, committed));
