@@ -1,18 +1,16 @@
 //! An `ingest-api` served in-process on `127.0.0.1:0` against the real stack, with its own
-//! token keys, a seeded tenant and device, and helpers to read what reached Kafka.
+//! token keys (seed its tenants and devices with `dakoku_testkit::TenantSeed`, read what
+//! reached Kafka with `dakoku_testkit::read`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use dakoku_ingest_api::token::{DeviceClaims, TokenKeys};
+use anyhow::Context as _;
+use dakoku_ingest_api::token::TokenKeys;
 use dakoku_ingest_api::{AppState, Config};
-use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use dakoku_testkit::{Stack, TestDatabase, eventually, mint_token};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-use crate::{Stack, TestDatabase, eventually, unique_suffix};
 
 /// A running acceptor.
 #[derive(Debug)]
@@ -82,11 +80,7 @@ impl TestAcceptor {
 
     /// A token for `tenant`/`device` valid for an hour.
     pub fn token(&self, tenant: &str, device: &str) -> anyhow::Result<String> {
-        Ok(self.keys.mint(&DeviceClaims {
-            tenant: tenant.parse()?,
-            device: device.parse()?,
-            expires_at: chrono::Utc::now().timestamp() + 3600,
-        }))
+        mint_token(&self.keys, tenant, device)
     }
 
     /// `POST /v1/punches` with a JSON body and a bearer token.
@@ -131,111 +125,4 @@ impl Drop for TestAcceptor {
             let _ = tx.send(());
         }
     }
-}
-
-/// Inserts a tenant (and its group) straight into the master data.
-pub async fn seed_tenant(db: &TestDatabase, tenant: &str, group: &str) -> anyhow::Result<()> {
-    let client = db.client().await?;
-    client
-        .execute(
-            "INSERT INTO tenant_groups (group_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&group],
-        )
-        .await?;
-    client
-        .execute(
-            "INSERT INTO tenants (tenant_id, name, group_id) VALUES ($1, $1, $2)",
-            &[&tenant, &group],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Inserts a device of `tenant`.
-pub async fn seed_device(db: &TestDatabase, tenant: &str, device: &str) -> anyhow::Result<()> {
-    db.client()
-        .await?
-        .execute(
-            "INSERT INTO devices (tenant_id, device_id) VALUES ($1, $2)",
-            &[&tenant, &device],
-        )
-        .await?;
-    Ok(())
-}
-
-/// A record read back from Kafka.
-#[derive(Debug, Clone)]
-pub struct Record {
-    /// Its key as text.
-    pub key: String,
-    /// Its value.
-    pub payload: Vec<u8>,
-}
-
-/// Reads `topic` from the beginning (read_committed), handing each record to `done` (which
-/// keeps its own tally, so reading stays linear) until it returns true, or fails after
-/// `deadline`. Returns every record read.
-pub async fn read_topic(
-    stack: &Stack,
-    topic: &str,
-    deadline: Duration,
-    mut done: impl FnMut(&Record) -> bool,
-) -> anyhow::Result<Vec<Record>> {
-    let consumer: StreamConsumer = stack
-        .kafka_config()
-        .set("group.id", format!("e2e-reader-{}", unique_suffix()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
-    consumer.subscribe(&[topic])?;
-    let mut records = Vec::new();
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        match tokio::time::timeout_at(until, consumer.recv()).await {
-            Ok(message) => {
-                let message = message?;
-                let record = Record {
-                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                };
-                let finished = done(&record);
-                records.push(record);
-                if finished {
-                    break;
-                }
-            }
-            Err(_) => bail!(
-                "timed out after {deadline:?} reading {topic}: {} records so far",
-                records.len()
-            ),
-        }
-    }
-    Ok(records)
-}
-
-/// Reads everything currently in `topic` (up to the high watermarks at call time).
-pub async fn read_all(stack: &Stack, topic: &str) -> anyhow::Result<Vec<Record>> {
-    let consumer: StreamConsumer = stack.kafka_config().create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map(|t| t.partitions().len())
-        .unwrap_or(0);
-    let mut total = 0;
-    for partition in 0..partitions {
-        let (low, high) =
-            consumer.fetch_watermarks(topic, partition as i32, Duration::from_secs(10))?;
-        total += usize::try_from(high - low).unwrap_or(0);
-    }
-    if total == 0 {
-        return Ok(Vec::new());
-    }
-    let mut seen = 0;
-    read_topic(stack, topic, Duration::from_secs(30), |_| {
-        seen += 1;
-        seen >= total
-    })
-    .await
 }

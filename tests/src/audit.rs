@@ -15,16 +15,20 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use clap::Parser as _;
-use dakoku_attendance::rules::DayFigures;
+use dakoku_rules::DayFigures;
 use dakoku_schemas::{GroupId, RawPunch};
 use punchctl::audit::{AuditReport, AuditRequest, NoProgress};
 use uuid::Uuid;
 
-use crate::attendance::{DayKey, Scenario, TestAttendance, punch_counts, wait_for_days};
-use crate::licence::{
-    TestLicenceCheck, produce_raw, raw_punch, seed_employee, seed_tenant, test_config,
+use dakoku_testkit::days::{punch_counts, wait_for_days};
+use dakoku_testkit::produce::produce_raw;
+use dakoku_testkit::{
+    DayKey, Scenario, Stack, TenantSeed, TestDatabase, TestGroup, eventually, raw_punch,
+    unique_suffix,
 };
-use crate::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+
+use crate::attendance::TestAttendance;
+use crate::licence::{TestLicenceCheck, test_config};
 
 /// The card nobody holds: its punch is rejected by licence-check.
 pub const STRANGER_CARD: &str = "NOBODY";
@@ -60,10 +64,11 @@ impl AuditPipeline {
         let tenant = format!("a{}", unique_suffix());
         let start = NaiveDate::from_ymd_opt(2020, 11, 30).unwrap_or_default();
         let scenario = Scenario::realistic_week(&tenant, &group.group, employees, start, seed)?;
-        seed_tenant(&db, &tenant, &group.group, 50, None, None).await?;
+        let mut seed = TenantSeed::new(&tenant, &group.group).licence(50);
         for (employee, card) in &scenario.employees {
-            seed_employee(&db, &tenant, employee.as_str(), card.as_str(), true, None).await?;
+            seed = seed.licensed(employee.as_str(), card.as_str());
         }
+        seed.seed(&db).await?;
         let mut raw: Vec<RawPunch> = scenario.punches.iter().map(|p| p.raw()).collect();
         let resends: Vec<RawPunch> = raw
             .iter()

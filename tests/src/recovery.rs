@@ -6,8 +6,8 @@
 //! - [`punchctl`]: one punchctl command against a test database and the stack's broker.
 //! - [`wait_for_members`], [`wait_until_idle`]: a consumer group's membership, as `replay` and
 //!   `rebuild` see it.
-//! - [`seed_licensed`], [`raw_of`], [`produce_raw_at`]: a [`Scenario`] through the whole
-//!   pipeline, starting from raw punches.
+//! - [`raw_of`]: a [`Scenario`] through the whole pipeline, starting from raw punches (seed
+//!   it with `Scenario::seed`, produce with `dakoku_testkit::produce::produce_raw_at`).
 //! - [`checked_records`], [`stored_offsets`], [`wait_caught_up`]: the checked topic with
 //!   offsets and timestamps, and attendance's position on it (offsets count transaction
 //!   markers too, so positions are compared with data offsets, never with record counts).
@@ -23,15 +23,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use dakoku_attendance::rebuild::{NoProgress, Plan, Rebuild, RebuildRequest, Scope};
-use dakoku_schemas::{CheckedPunch, GroupId, RawPunch, Topic, decode, encode, raw_key};
+use dakoku_kafka::LogContext;
+use dakoku_kafka::rdkafka::consumer::{Consumer as _, StreamConsumer};
+use dakoku_kafka::rdkafka::message::Message as _;
+use dakoku_schemas::{CheckedPunch, ConsumerGroup, GroupId, RawPunch, Topic, decode};
+use dakoku_testkit::{DayKey, Scenario, Stack, TestDatabase, eventually, unique_suffix};
 use punchctl::replay::{Member, live_members};
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::attendance::{DayKey, Scenario, TestAttendance};
-use crate::licence::{seed_employee, seed_tenant};
-use crate::{Stack, TestDatabase, eventually, unique_suffix};
+use crate::attendance::TestAttendance;
 
 /// Runs `punchctl <args>` through the real dispatcher against `db` and the stack's broker;
 /// returns its standard output, or its error (downcast it to the verb's error type).
@@ -83,71 +82,9 @@ pub async fn wait_until_idle(stack: &Stack, consumer_group: &str) -> anyhow::Res
     .await
 }
 
-/// The scenario's tenant with a licence seat for each employee, and its employees licensed
-/// (through punchctl's master-data code, as licence-check reads it).
-pub async fn seed_licensed(db: &TestDatabase, scenario: &Scenario) -> anyhow::Result<()> {
-    let seats = u32::try_from(scenario.employees.len())?;
-    seed_tenant(
-        db,
-        scenario.tenant.as_str(),
-        &scenario.group,
-        seats,
-        None,
-        None,
-    )
-    .await?;
-    for (employee, card) in &scenario.employees {
-        seed_employee(
-            db,
-            scenario.tenant.as_str(),
-            employee.as_str(),
-            card.as_str(),
-            true,
-            None,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 /// The raw punches behind the scenario's verdicts, as the acceptor would have written them.
 pub fn raw_of(scenario: &Scenario) -> Vec<RawPunch> {
     scenario.punches.iter().map(|p| p.raw()).collect()
-}
-
-/// Produces `punches` to `group`'s raw topic, keyed `<tenant>/<device>`, every record with the
-/// timestamp `at_millis`, and waits for every delivery.
-pub async fn produce_raw_at(
-    stack: &Stack,
-    group: &GroupId,
-    punches: &[RawPunch],
-    at_millis: i64,
-) -> anyhow::Result<()> {
-    let producer: FutureProducer = stack
-        .kafka_config()
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()?;
-    let topic = Topic::Raw(group.clone()).name();
-    let records = punches
-        .iter()
-        .map(|p| Ok((raw_key(&p.tenant_id, &p.device_id), encode(p)?)))
-        .collect::<anyhow::Result<Vec<(String, Vec<u8>)>>>()?;
-    let deliveries: Vec<_> = records
-        .iter()
-        .map(|(key, payload)| {
-            let record = FutureRecord::to(&topic)
-                .key(key)
-                .payload(payload)
-                .timestamp(at_millis);
-            producer.send(record, Duration::from_secs(30))
-        })
-        .collect();
-    for delivery in futures::future::join_all(deliveries).await {
-        delivery.map_err(|(error, _)| anyhow::anyhow!("produce to {topic}: {error}"))?;
-    }
-    Ok(())
 }
 
 /// Every `attendance_days` row in full (all columns as JSON text), by day: equal maps mean
@@ -188,8 +125,9 @@ pub async fn checked_records(
     count: usize,
 ) -> anyhow::Result<Vec<Positioned>> {
     let topic = Topic::Checked(group.clone()).name();
-    let consumer: StreamConsumer = stack
-        .kafka_config()
+    let consumer: StreamConsumer<LogContext> = stack
+        .kafka()
+        .client("e2e-positions")
         .set("group.id", format!("e2e-positions-{}", unique_suffix()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -223,7 +161,7 @@ pub async fn stored_offsets(
     let rows = client
         .query(
             "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1",
-            &[&format!("attendance.{group}")],
+            &[&ConsumerGroup::Attendance(group.clone()).name()],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -316,7 +254,7 @@ pub async fn unfinished_rebuild_row(
     let row = client
         .query_opt(
             "SELECT tenant_id, started_by FROM attendance_rebuilds WHERE consumer_group = $1",
-            &[&format!("attendance.{group}")],
+            &[&ConsumerGroup::Attendance(group.clone()).name()],
         )
         .await
         .context("reading attendance_rebuilds")?;

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, FixedOffset, NaiveDate};
-use dakoku_e2e::acceptor::{TestAcceptor, seed_device};
-use dakoku_e2e::attendance::{Scenario, TestAttendance, punch_counts, wait_for_days};
-use dakoku_e2e::licence::{TestLicenceCheck, seed_employee, seed_tenant, test_config};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, unique_suffix};
+use dakoku_e2e::acceptor::TestAcceptor;
+use dakoku_e2e::attendance::TestAttendance;
+use dakoku_e2e::licence::{TestLicenceCheck, test_config};
+use dakoku_testkit::days::{punch_counts, wait_for_days};
+use dakoku_testkit::{Scenario, Stack, TenantSeed, TestDatabase, TestGroup, unique_suffix};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,9 +25,9 @@ async fn a_week_posted_by_recorders_becomes_attendance_days() -> anyhow::Result<
     let start = NaiveDate::from_ymd_opt(2020, 11, 30).context("date")?;
     let scenario = Scenario::realistic_week(&tenant, &group.group, 6, start, 41)?;
 
-    seed_tenant(&db, &tenant, &group.group, 50, None, None).await?;
+    let mut seed = TenantSeed::new(&tenant, &group.group).licence(50);
     for (employee, card) in &scenario.employees {
-        seed_employee(&db, &tenant, employee.as_str(), card.as_str(), true, None).await?;
+        seed = seed.licensed(employee.as_str(), card.as_str());
     }
     let mut per_device: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let tokyo = FixedOffset::east_opt(9 * 3600).context("offset")?;
@@ -42,10 +43,10 @@ async fn a_week_posted_by_recorders_becomes_attendance_days() -> anyhow::Result<
                 "at": at.to_rfc3339(),
             }));
     }
-    for device in per_device.keys() {
-        seed_device(&db, &tenant, device).await?;
-    }
-    seed_device(&db, &tenant, "PT-000003").await?;
+    seed.devices(per_device.keys())
+        .device("PT-000003")
+        .seed(&db)
+        .await?;
     // A card nobody holds: accepted by the acceptor, rejected by licence-check, never counted.
     let stranger = json!({"seq": 1, "card_id": "NOBODY", "kind": "clock_in",
                           "at": "2020-12-01T09:00:00+09:00"});
@@ -99,7 +100,7 @@ async fn a_week_posted_by_recorders_becomes_attendance_days() -> anyhow::Result<
     let expected = scenario.expected();
     assert!(expected.len() >= 30, "{} days", expected.len());
     wait_for_days(&db, &expected, Duration::from_secs(120)).await?;
-    dakoku_e2e::eventually(
+    dakoku_testkit::eventually(
         "the stranger's rejection applied",
         Duration::from_secs(60),
         || async { Ok((punch_counts(&db).await?.3 == 1).then_some(())) },

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use dakoku_e2e::attendance::proxy::PgProxy;
-use dakoku_e2e::attendance::{
-    Scenario, TestAttendance, produce_checked, punch_counts, resent, stored_offsets_total,
-    wait_for_days,
+use dakoku_e2e::attendance::TestAttendance;
+use dakoku_testkit::days::{punch_counts, stored_offsets_total, wait_for_days};
+use dakoku_testkit::produce::produce_checked;
+use dakoku_testkit::scenario::resent;
+use dakoku_testkit::{
+    PgProxy, Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix,
 };
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 
 const WAIT: Duration = Duration::from_secs(90);
 

@@ -9,15 +9,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{Datelike as _, NaiveDate};
 use clap::Parser as _;
-use dakoku_attendance::rules::{Anomaly, DayFigures};
-use dakoku_e2e::attendance::{
-    DayKey, DayRow, Scenario, TestAttendance, expected_days, figures_of, latest_daily,
-    produce_checked, produce_raw, punch_counts, read_days, resent, rows_as_topic,
-    stored_offsets_total, topic_figures, wait_for_days,
-};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_e2e::attendance::TestAttendance;
+use dakoku_rules::{Anomaly, DayFigures};
 use dakoku_schemas::{CheckedPunch, PunchKind, QuarantinedInput, RejectReason, Topic, Verdict};
-use rdkafka::producer::FutureProducer;
+use dakoku_testkit::days::{
+    DayRow, figures_of, latest_daily, punch_counts, read_days, rows_as_topic, stored_offsets_total,
+    topic_figures, wait_for_days,
+};
+use dakoku_testkit::produce::{produce_checked, produce_records};
+use dakoku_testkit::scenario::{expected_days, resent};
+use dakoku_testkit::{DayKey, Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -429,10 +430,11 @@ async fn a_resend_with_different_content_is_kept_aside_and_poison_is_quarantined
     produce_checked(&world.stack, &world.group.group, &log).await?;
 
     // Garbage on the checked topic, keyed like a verdict of this tenant.
-    let producer: FutureProducer = world.stack.kafka_config().create()?;
+    let producer: dakoku_kafka::FutureProducer =
+        world.stack.kafka().producer("e2e-poison").create()?;
     let topic = Topic::Checked(world.group.group.clone()).name();
     let key = format!("{}/E0000", scenario.tenant);
-    produce_raw(
+    produce_records(
         &producer,
         &topic,
         &[(key.clone(), b"\xC3\x01not avro at all".to_vec())],
@@ -479,7 +481,7 @@ async fn a_resend_with_different_content_is_kept_aside_and_poison_is_quarantined
 
     // The garbage is in quarantine with its origin.
     let mut found = None;
-    dakoku_e2e::acceptor::read_topic(&world.stack, &Topic::Quarantine.name(), WAIT, |record| {
+    dakoku_testkit::read::read_topic(&world.stack, &Topic::Quarantine.name(), WAIT, |record| {
         if let Ok(q) = dakoku_schemas::decode::<QuarantinedInput>(&record.payload)
             && q.origin_topic.as_deref() == Some(topic.as_str())
         {

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dakoku_e2e::acceptor::{TestAcceptor, read_topic, seed_device, seed_tenant};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_e2e::acceptor::TestAcceptor;
 use dakoku_schemas::{PunchId, PunchKind, QuarantinedInput, RawPunch, Topic, decode};
+use dakoku_testkit::read::{Record, read_topic};
+use dakoku_testkit::{Stack, TenantSeed, TestDatabase, TestGroup, eventually, unique_suffix};
 use serde_json::{Value, json};
 
 /// One test's world: its own topics, database, tenant and device, and an acceptor.
@@ -28,8 +29,10 @@ impl World {
         let db = TestDatabase::create(&stack).await?;
         let tenant = format!("tenant-{}", unique_suffix());
         let device = "PT-000123".to_owned();
-        seed_tenant(&db, &tenant, group.group.as_str()).await?;
-        seed_device(&db, &tenant, &device).await?;
+        TenantSeed::new(&tenant, &group.group)
+            .device(&device)
+            .seed(&db)
+            .await?;
         let acceptor = TestAcceptor::start(&stack, &db, tweak).await?;
         Ok(Self {
             stack,
@@ -79,7 +82,7 @@ impl World {
     /// Quarantined inputs of this world's tenant, read until `n` are there.
     async fn quarantined(&self, n: usize) -> anyhow::Result<Vec<QuarantinedInput>> {
         let tenant = self.tenant.clone();
-        let mine = move |r: &dakoku_e2e::acceptor::Record| -> Option<QuarantinedInput> {
+        let mine = move |r: &Record| -> Option<QuarantinedInput> {
             decode::<QuarantinedInput>(&r.payload)
                 .ok()
                 .filter(|q| q.tenant_id.as_deref() == Some(tenant.as_str()))
@@ -492,7 +495,10 @@ async fn a_device_over_its_rate_limit_gets_429_with_retry_after() -> anyhow::Res
     );
     assert!(statuses[3..].contains(&429), "{statuses:?}");
     // Another device of the same tenant has its own bucket.
-    seed_device(&world.db, &world.tenant, "PT-2").await?;
+    TenantSeed::new(&world.tenant, &world.group.group)
+        .device("PT-2")
+        .seed(&world.db)
+        .await?;
     let other = world.acceptor.token(&world.tenant, "PT-2")?;
     let (status, _, _) = status_and_body(
         world
@@ -590,7 +596,9 @@ async fn kafka_unreachable_means_503_with_retry_after_within_the_deadline_and_no
     let stack = Stack::from_env();
     let db = TestDatabase::create(&stack).await?;
     let tenant = format!("tenant-{}", unique_suffix());
-    seed_tenant(&db, &tenant, "g-unreachable").await?;
+    TenantSeed::new(&tenant, &"g-unreachable".parse()?)
+        .seed(&db)
+        .await?;
     let key = dakoku_ingest_api::token::TokenKeys::generate_entry("test");
     let mut config = dakoku_ingest_api::Config::new("127.0.0.1:1", &db.url, &key);
     config.message_timeout_ms = 1_500;

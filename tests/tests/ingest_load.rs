@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dakoku_e2e::acceptor::{TestAcceptor, read_topic, seed_device, seed_tenant};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_e2e::acceptor::TestAcceptor;
 use dakoku_schemas::{RawPunch, Topic, decode};
+use dakoku_testkit::read::read_topic;
+use dakoku_testkit::{Stack, TenantSeed, TestDatabase, TestGroup, eventually, unique_suffix};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -28,10 +29,10 @@ async fn setup(
     let group = TestGroup::create(&stack, 2).await?;
     let db = TestDatabase::create(&stack).await?;
     let tenant = format!("tenant-{}", unique_suffix());
-    seed_tenant(&db, &tenant, group.group.as_str()).await?;
-    for d in 0..devices {
-        seed_device(&db, &tenant, &format!("PT-{d}")).await?;
-    }
+    TenantSeed::new(&tenant, &group.group)
+        .devices((0..devices).map(|d| format!("PT-{d}")))
+        .seed(&db)
+        .await?;
     let acceptor = TestAcceptor::start(&stack, &db, tweak).await?;
     Ok((stack, group, db, tenant, acceptor))
 }

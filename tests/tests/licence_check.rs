@@ -11,13 +11,16 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::Parser as _;
 use dakoku_e2e::licence::{
-    TestLicenceCheck, committed_offsets, master_data_version, produce_bytes, produce_raw,
-    quarantined_from, raw_punch, seed_employee, seed_tenant, test_config, verdicts,
-    wait_for_verdicts,
+    TestLicenceCheck, quarantined_from, test_config, verdicts, wait_for_verdicts,
 };
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use dakoku_licence_check::{Config, GroupState, RunError};
 use dakoku_schemas::{CheckedPunch, PunchId, RejectReason, Topic, Verdict};
+use dakoku_testkit::master::master_data_version;
+use dakoku_testkit::produce::{produce_bytes, produce_raw};
+use dakoku_testkit::read::committed_offsets;
+use dakoku_testkit::{
+    EmployeeSeed, Stack, TenantSeed, TestDatabase, TestGroup, eventually, raw_punch, unique_suffix,
+};
 
 fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y, m, d)
@@ -56,12 +59,18 @@ async fn every_verdict_reason_with_its_key_employee_and_snapshot_version() -> an
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
     // acme: licensed up to work date 2020-12-03. expired: licence ended in November.
-    seed_tenant(&db, "acme", &g, 10, date(2020, 1, 1), date(2020, 12, 3)).await?;
-    seed_tenant(&db, "expired", &g, 10, None, date(2020, 11, 30)).await?;
-    seed_employee(&db, "acme", "E-ok", "CARD-OK", true, None).await?;
-    seed_employee(&db, "acme", "E-gone", "CARD-GONE", true, Some("2020-12-01")).await?;
-    seed_employee(&db, "acme", "E-nolic", "CARD-NOLIC", false, None).await?;
-    seed_employee(&db, "expired", "E-x", "CARD-X", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence_valid(10, date(2020, 1, 1), date(2020, 12, 3))
+        .licensed("E-ok", "CARD-OK")
+        .employee(EmployeeSeed::licensed("E-gone", "CARD-GONE").active_until("2020-12-01"))
+        .employee(EmployeeSeed::unlicensed("E-nolic", "CARD-NOLIC"))
+        .seed(&db)
+        .await?;
+    TenantSeed::new("expired", &g)
+        .licence_valid(10, None, date(2020, 11, 30))
+        .licensed("E-x", "CARD-X")
+        .seed(&db)
+        .await?;
     let version = master_data_version(&db).await?;
 
     let at = "2020-12-02T09:00:00+09:00";
@@ -227,7 +236,7 @@ async fn a_master_data_change_is_picked_up_without_restart() -> anyhow::Result<(
     let group = TestGroup::create(&stack, 1).await?;
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
+    TenantSeed::new("acme", &g).licence(5).seed(&db).await?;
     let lc = TestLicenceCheck::start(test_config(&stack, &db, std::slice::from_ref(&g))).await?;
 
     let at = "2020-12-02T09:00:00+09:00";
@@ -241,7 +250,9 @@ async fn a_master_data_change_is_picked_up_without_restart() -> anyhow::Result<(
     assert_eq!(first[0].1.reason, Some(RejectReason::UnknownCard));
 
     // Register the card while the service runs: LISTEN/NOTIFY delivers the change.
-    seed_employee(&db, "acme", "E-late", "CARD-LATE", true, None).await?;
+    EmployeeSeed::licensed("E-late", "CARD-LATE")
+        .seed(&db, "acme")
+        .await?;
     let changed = master_data_version(&db).await?;
     eventually(
         "the new master data in the service",
@@ -284,8 +295,11 @@ async fn resends_of_a_punch_each_get_the_same_verdict() -> anyhow::Result<()> {
     let group = TestGroup::create(&stack, 2).await?;
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
-    seed_employee(&db, "acme", "E-ok", "CARD-OK", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence(5)
+        .licensed("E-ok", "CARD-OK")
+        .seed(&db)
+        .await?;
     let lc = TestLicenceCheck::start(test_config(&stack, &db, std::slice::from_ref(&g))).await?;
 
     let at = "2020-12-02T09:00:00+09:00";
@@ -343,8 +357,11 @@ async fn recheck_after_registering_a_card_accepts_exactly_those_punches() -> any
     let group = TestGroup::create(&stack, 2).await?;
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
-    seed_employee(&db, "acme", "E-a", "CARD-A", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence(5)
+        .licensed("E-a", "CARD-A")
+        .seed(&db)
+        .await?;
     let at = "2020-12-02T09:00:00+09:00";
     let raw = vec![
         raw_punch(&g, "acme", "PT-1", 1, "CARD-A", at)?,
@@ -442,8 +459,11 @@ async fn recheck_reinstates_a_punch_whose_latest_verdict_is_a_rejection() -> any
     let group = TestGroup::create(&stack, 2).await?;
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
-    seed_employee(&db, "acme", "E-a", "CARD-A", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence(5)
+        .licensed("E-a", "CARD-A")
+        .seed(&db)
+        .await?;
     let at = "2020-12-02T09:00:00+09:00";
     let punch = raw_punch(&g, "acme", "PT-1", 1, "CARD-A", at)?;
     let lc = TestLicenceCheck::start(test_config(&stack, &db, std::slice::from_ref(&g))).await?;
@@ -536,8 +556,11 @@ async fn poison_is_quarantined_with_its_origin_and_the_breaker_trips_at_the_limi
     let g = group.group.clone();
     let raw_topic = Topic::Raw(g.clone()).name();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
-    seed_employee(&db, "acme", "E-ok", "CARD-OK", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence(5)
+        .licensed("E-ok", "CARD-OK")
+        .seed(&db)
+        .await?;
     let mut config = test_config(&stack, &db, std::slice::from_ref(&g));
     config.breaker_window_records = 10;
     config.breaker_min_records = 10;
@@ -632,10 +655,16 @@ async fn a_stopped_group_does_not_hold_up_another() -> anyhow::Result<()> {
         format!("ta-{}", unique_suffix()),
         format!("tb-{}", unique_suffix()),
     );
-    seed_tenant(&db, &ta, &a, 5, None, None).await?;
-    seed_tenant(&db, &tb, &b, 5, None, None).await?;
-    seed_employee(&db, &ta, "E-a", "CARD-A", true, None).await?;
-    seed_employee(&db, &tb, "E-b", "CARD-B", true, None).await?;
+    TenantSeed::new(&ta, &a)
+        .licence(5)
+        .licensed("E-a", "CARD-A")
+        .seed(&db)
+        .await?;
+    TenantSeed::new(&tb, &b)
+        .licence(5)
+        .licensed("E-b", "CARD-B")
+        .seed(&db)
+        .await?;
     let mut config = test_config(&stack, &db, &[a.clone(), b.clone()]);
     config.breaker_window_records = 10;
     config.breaker_min_records = 10;
@@ -684,8 +713,11 @@ async fn shutdown_commits_the_open_transaction_within_its_budget() -> anyhow::Re
     let group = TestGroup::create(&stack, 1).await?;
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
-    seed_employee(&db, "acme", "E-ok", "CARD-OK", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence(5)
+        .licensed("E-ok", "CARD-OK")
+        .seed(&db)
+        .await?;
     let mut config = test_config(&stack, &db, std::slice::from_ref(&g));
     // Each transaction stays open 1.5 s before its commit: long enough to stop inside it.
     config.debug_batch_delay_ms = 1_500;
@@ -738,8 +770,11 @@ async fn checking_goes_on_from_the_last_snapshot_while_postgres_is_away() -> any
     let group = TestGroup::create(&stack, 1).await?;
     let g = group.group.clone();
     let db = TestDatabase::create(&stack).await?;
-    seed_tenant(&db, "acme", &g, 5, None, None).await?;
-    seed_employee(&db, "acme", "E-ok", "CARD-OK", true, None).await?;
+    TenantSeed::new("acme", &g)
+        .licence(5)
+        .licensed("E-ok", "CARD-OK")
+        .seed(&db)
+        .await?;
     let version = master_data_version(&db).await?;
     let lc = TestLicenceCheck::start(test_config(&stack, &db, std::slice::from_ref(&g))).await?;
     // The master data disappears (connections cut, reconnects refused).

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use dakoku_e2e::{Stack, TestDatabase};
 use dakoku_schemas::TenantId;
+use dakoku_testkit::{Stack, TestDatabase};
 use punchctl::Cli;
 use punchctl::licence::{self, Changed, LicenceError, LicenceTerms, Moment, NewEmployee};
 use punchctl::master::{self, Added, NewTenant};

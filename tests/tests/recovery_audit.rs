@@ -18,15 +18,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use clap::Parser as _;
-use dakoku_e2e::attendance::{
-    Scenario, TestAttendance, produce_checked, punch_counts, wait_for_days,
-};
+use dakoku_e2e::attendance::TestAttendance;
 use dakoku_e2e::audit::{AuditPipeline, STRANGER_CARD};
-use dakoku_e2e::licence::{
-    TestLicenceCheck, produce_raw, raw_punch, seed_employee, seed_tenant, test_config,
-};
-use dakoku_e2e::{Stack, TestDatabase, eventually, unique_suffix};
+use dakoku_e2e::licence::{TestLicenceCheck, test_config};
 use dakoku_schemas::{CheckedPunch, DeviceId, PunchId, RawPunch, TenantId, Verdict};
+use dakoku_testkit::days::{punch_counts, wait_for_days};
+use dakoku_testkit::produce::{produce_checked, produce_raw};
+use dakoku_testkit::{
+    EmployeeSeed, Scenario, Stack, TenantSeed, TestDatabase, eventually, raw_punch, unique_suffix,
+};
 use punchctl::lag::{LagRequest, Stage};
 use serde_json::Value;
 
@@ -69,15 +69,9 @@ async fn the_audit_is_clean_on_a_healthy_pipeline_and_after_a_recheck() -> anyho
 
     // The stranger's card is registered and `recheck` accepts the punch: one verdict more
     // than raw records for that punch, which recheck is allowed to add, and still clean.
-    seed_employee(
-        &pipeline.db,
-        pipeline.tenant(),
-        "E9999",
-        STRANGER_CARD,
-        true,
-        None,
-    )
-    .await?;
+    EmployeeSeed::licensed("E9999", STRANGER_CARD)
+        .seed(&pipeline.db, pipeline.tenant())
+        .await?;
     let (code, out, _) = pipeline
         .punchctl(&["recheck", "--group", pipeline.group().as_str()])
         .await?;
@@ -472,18 +466,11 @@ async fn the_audit_ends_and_stays_clean_under_live_traffic() -> anyhow::Result<(
     let live_tenant = format!("b{}", unique_suffix());
     let start = NaiveDate::from_ymd_opt(2020, 12, 7).unwrap_or_default();
     let live = Scenario::realistic_week(&live_tenant, pipeline.group(), 6, start, 5)?;
-    seed_tenant(&pipeline.db, &live_tenant, pipeline.group(), 50, None, None).await?;
+    let mut seed = TenantSeed::new(&live_tenant, pipeline.group()).licence(50);
     for (employee, card) in &live.employees {
-        seed_employee(
-            &pipeline.db,
-            &live_tenant,
-            employee.as_str(),
-            card.as_str(),
-            true,
-            None,
-        )
-        .await?;
+        seed = seed.licensed(employee.as_str(), card.as_str());
     }
+    seed.seed(&pipeline.db).await?;
     let raw: Vec<RawPunch> = live.punches.iter().map(|p| p.raw()).collect();
     let stack = pipeline.stack.clone();
     let group = pipeline.group().clone();

@@ -14,21 +14,22 @@ use chrono::{NaiveDate, SecondsFormat, TimeZone as _, Utc};
 use dakoku_attendance::rebuild::{self, Scope};
 use dakoku_attendance::rules::DayFigures;
 use dakoku_attendance::{AttendanceError, ConsumerError};
-use dakoku_e2e::attendance::{
-    Scenario, TestAttendance, expected_days, figures_of, latest_daily, produce_checked,
-    punch_counts, read_days, resent, stored_offsets_total, wait_for_days,
-};
-use dakoku_e2e::licence::{
-    TestLicenceCheck, committed_offsets, master_data_version, produce_bytes, produce_raw,
-    quarantined_from, test_config, wait_for_verdicts,
-};
+use dakoku_e2e::attendance::TestAttendance;
+use dakoku_e2e::licence::{TestLicenceCheck, quarantined_from, test_config, wait_for_verdicts};
 use dakoku_e2e::recovery::{
-    RebuildStage, exact_days, interrupted_rebuild, prepared_rebuild, produce_raw_at, punchctl,
-    raw_of, seed_licensed, stored_offsets, unfinished_rebuild_row, wait_caught_up,
-    wait_for_members, wait_refused, wait_until_idle,
+    RebuildStage, exact_days, interrupted_rebuild, prepared_rebuild, punchctl, raw_of,
+    stored_offsets, unfinished_rebuild_row, wait_caught_up, wait_for_members, wait_refused,
+    wait_until_idle,
 };
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use dakoku_schemas::{CardId, CheckedPunch, PunchId, RejectReason, TenantId, Topic, Verdict};
+use dakoku_testkit::days::{
+    figures_of, latest_daily, punch_counts, read_days, stored_offsets_total, wait_for_days,
+};
+use dakoku_testkit::master::master_data_version;
+use dakoku_testkit::produce::{produce_bytes, produce_checked, produce_raw, produce_raw_at};
+use dakoku_testkit::read::committed_offsets;
+use dakoku_testkit::scenario::{expected_days, resent};
+use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use punchctl::rebuild::RebuildError;
 use punchctl::replay::ReplayError;
 
@@ -563,7 +564,7 @@ async fn a_service_started_during_a_rebuild_stops_when_the_rebuild_is_interrupte
 async fn replay_refuses_while_a_consumer_of_the_group_runs() -> anyhow::Result<()> {
     let world = World::new().await?;
     let a = world.week("a", 3, 21)?;
-    seed_licensed(&world.db, &a).await?;
+    a.seed(&world.db).await?;
     let raw = raw_of(&a);
     produce_raw(&world.stack, &world.group.group, &raw).await?;
     let licence = world.licence_check().await?;
@@ -661,7 +662,7 @@ async fn replay_to_a_moment_processes_exactly_the_later_records_again_and_double
 -> anyhow::Result<()> {
     let world = World::new().await?;
     let a = world.week("a", 5, 31)?;
-    seed_licensed(&world.db, &a).await?;
+    a.seed(&world.db).await?;
     let raw = raw_of(&a);
     let (early, late) = raw.split_at(raw.len() / 2);
     // Record timestamps an hour ago, two minutes apart; the moment lies between them.
@@ -806,7 +807,7 @@ async fn a_bad_master_data_change_then_a_fix_and_recheck_end_with_the_right_atte
 -> anyhow::Result<()> {
     let world = World::new().await?;
     let a = world.week("a", 4, 41)?;
-    seed_licensed(&world.db, &a).await?;
+    a.seed(&world.db).await?;
     let victim = a.employees[1].0.clone();
     // Monday to Wednesday first, the rest of the week after the bad change.
     let thursday =

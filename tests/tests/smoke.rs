@@ -5,16 +5,16 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually};
+use dakoku_kafka::LogContext;
+use dakoku_kafka::rdkafka::Message as _;
+use dakoku_kafka::rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use dakoku_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use dakoku_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use dakoku_schemas::{
     CardId, DeviceId, PunchId, PunchKind, RawPunch, TenantId, Topic, decode, encode, raw_key,
 };
+use dakoku_testkit::{Stack, TestDatabase, TestGroup, eventually};
 use punchctl::topics::{Outcome, TopicSettings, Topics};
-use rdkafka::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -45,8 +45,9 @@ async fn raw_punch_round_trips_through_the_real_broker() -> anyhow::Result<()> {
     let topic = Topic::Raw(group.group.clone()).name();
 
     // The acceptor's producer settings: nothing is acked before every in-sync replica has it.
-    let producer: FutureProducer = stack
-        .kafka_config()
+    let producer: FutureProducer<LogContext> = stack
+        .kafka()
+        .client("smoke")
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "10000")
@@ -67,9 +68,13 @@ async fn raw_punch_round_trips_through_the_real_broker() -> anyhow::Result<()> {
             .context("delivery report")?;
     }
 
-    let consumer: StreamConsumer = stack
-        .kafka_config()
-        .set("group.id", format!("smoke-{}", dakoku_e2e::unique_suffix()))
+    let consumer: StreamConsumer<LogContext> = stack
+        .kafka()
+        .client("smoke")
+        .set(
+            "group.id",
+            format!("smoke-{}", dakoku_testkit::unique_suffix()),
+        )
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -126,7 +131,7 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
         );
     }
 
-    let admin: AdminClient<DefaultClientContext> = stack.kafka_config().create()?;
+    let admin: AdminClient<LogContext> = stack.kafka().client("smoke").create()?;
     let raw = Topic::Raw(group.group.clone()).name();
     let daily = Topic::AttendanceDaily(group.group.clone()).name();
     let described = admin

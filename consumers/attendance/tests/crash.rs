@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use dakoku_e2e::attendance::{
-    Scenario, latest_daily, produce_checked, punch_counts, resent, rows_as_topic,
-    stored_offsets_total, topic_figures, wait_for_days,
-};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use dakoku_schemas::GroupId;
+use dakoku_testkit::days::{
+    latest_daily, punch_counts, rows_as_topic, stored_offsets_total, topic_figures, wait_for_days,
+};
+use dakoku_testkit::produce::produce_checked;
+use dakoku_testkit::scenario::resent;
+use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(90);

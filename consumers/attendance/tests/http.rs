@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dakoku_attendance::Config;
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually};
+use dakoku_testkit::{Stack, TestDatabase, TestGroup, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_are_served() -> anyhow::Result<()> {

@@ -9,12 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use dakoku_e2e::licence::{
-    committed_offsets, produce_raw, raw_punch, read_to_end, seed_employee, seed_tenant,
-};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use dakoku_licence_check::Config;
 use dakoku_schemas::{CheckedPunch, PunchId, RawPunch, Topic, decode};
+use dakoku_testkit::produce::produce_raw;
+use dakoku_testkit::read::{committed_offsets, read_to_end};
+use dakoku_testkit::{
+    Stack, TenantSeed, TestDatabase, TestGroup, eventually, raw_punch, unique_suffix,
+};
 
 struct Instance {
     child: Child,
@@ -136,8 +137,11 @@ impl World {
         let group = TestGroup::create(&stack, 2).await?;
         let g = group.group.clone();
         let db = TestDatabase::create(&stack).await?;
-        seed_tenant(&db, "acme", &g, 5, None, None).await?;
-        seed_employee(&db, "acme", "E-1", "CARD-1", true, None).await?;
+        TenantSeed::new("acme", &g)
+            .licence(5)
+            .licensed("E-1", "CARD-1")
+            .seed(&db)
+            .await?;
         let at = "2020-12-02T09:00:00+09:00";
         let mut raw: Vec<RawPunch> = Vec::new();
         for seq in 0..2_000u64 {

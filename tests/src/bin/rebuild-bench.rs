@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::NaiveDate;
 use clap::Parser;
-use dakoku_e2e::attendance::{Scenario, TestAttendance, produce_checked, stored_offsets_total};
+use dakoku_e2e::attendance::TestAttendance;
 use dakoku_e2e::recovery::wait_until_idle;
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually};
-use dakoku_schemas::CheckedPunch;
+use dakoku_schemas::{CheckedPunch, ConsumerGroup};
+use dakoku_testkit::days::stored_offsets_total;
+use dakoku_testkit::produce::produce_checked;
+use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually};
 
 /// How long dropping the bench's database waits for autovacuum, which is usually still at
 /// work on a million fresh rows and cannot be ended by `DROP DATABASE .. WITH (FORCE)` without
@@ -104,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
+/// Builds the log, projects it once with the service, times the rebuild and reports.
 async fn measure(
     args: &Args,
     stack: &Stack,
@@ -111,7 +114,43 @@ async fn measure(
     db: &TestDatabase,
     punchctl: &std::path::Path,
 ) -> anyhow::Result<()> {
-    // The log: every tenant's month, merged in time order (as recorders send), with resends.
+    let (log, distinct) = build_log(args, stack, group, db).await?;
+    let total = log.len() as i64;
+    let projection = project(stack, group, db, total).await?;
+    let client = db.client().await?;
+    let before = table_digest(&client).await?;
+    eprintln!(
+        "attendance service projection: {total} records in {:.1} s ({:.0}/s); {} days",
+        projection.as_secs_f64(),
+        total as f64 / projection.as_secs_f64(),
+        before.rows
+    );
+    let rebuild = rebuild(stack, group, db, punchctl).await?;
+    let after = table_digest(&client).await?;
+    let figures = Figures {
+        total,
+        distinct,
+        projection,
+        before,
+        after,
+    };
+    report(args, &figures, &rebuild);
+    anyhow::ensure!(
+        figures.before.figures == figures.after.figures
+            && figures.before.rows == figures.after.rows,
+        "the rebuilt table differs from the table before"
+    );
+    Ok(())
+}
+
+/// The log: every tenant's month (seeded), merged in time order (as recorders send), with
+/// resends, produced to the group's checked topic. Returns it and its distinct punches.
+async fn build_log(
+    args: &Args,
+    stack: &Stack,
+    group: &TestGroup,
+    db: &TestDatabase,
+) -> anyhow::Result<(Vec<CheckedPunch>, usize)> {
     let started = Instant::now();
     let start = NaiveDate::from_ymd_opt(2020, 11, 1).context("date")?;
     let mut punches: Vec<CheckedPunch> = Vec::new();
@@ -161,9 +200,17 @@ async fn measure(
         group.group,
         started.elapsed().as_secs_f64()
     );
+    Ok((log, distinct))
+}
 
-    // The projection, once, by the service's own code.
-    let total = log.len() as i64;
+/// The projection, once, by the service's own code; returns how long it took, once the
+/// service has stopped and left the group.
+async fn project(
+    stack: &Stack,
+    group: &TestGroup,
+    db: &TestDatabase,
+    total: i64,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let consumer = TestAttendance::start(stack, &db.url, &group.group, |c| {
         c.batch_max_records = 5_000;
@@ -180,17 +227,28 @@ async fn measure(
     .await?;
     let projection = started.elapsed();
     consumer.stop().await?;
-    wait_until_idle(stack, &format!("attendance.{}", group.group)).await?;
-    let client = db.client().await?;
-    let before = table_digest(&client).await?;
-    eprintln!(
-        "attendance service projection: {total} records in {:.1} s ({:.0}/s); {} days",
-        projection.as_secs_f64(),
-        total as f64 / projection.as_secs_f64(),
-        before.rows
-    );
+    wait_until_idle(
+        stack,
+        &ConsumerGroup::Attendance(group.group.clone()).name(),
+    )
+    .await?;
+    Ok(projection)
+}
 
-    // The rebuild, timed: the real binary.
+/// What the timed rebuild took: wall time, CPU, and punchctl's summary.
+struct RebuildRun {
+    took: Duration,
+    cpu: Cpu,
+    stdout: String,
+}
+
+/// The rebuild, timed: the real binary.
+async fn rebuild(
+    stack: &Stack,
+    group: &TestGroup,
+    db: &TestDatabase,
+    punchctl: &std::path::Path,
+) -> anyhow::Result<RebuildRun> {
     let cpu_before = Cpu::now()?;
     let started = Instant::now();
     let output = tokio::process::Command::new(punchctl)
@@ -204,7 +262,7 @@ async fn measure(
         .with_context(|| format!("running {}", punchctl.display()))?;
     let took = started.elapsed();
     let cpu = Cpu::now()?.since(&cpu_before);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
         bail!(
             "punchctl rebuild failed ({}): {}{}",
@@ -213,13 +271,34 @@ async fn measure(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let after = table_digest(&client).await?;
+    Ok(RebuildRun { took, cpu, stdout })
+}
 
+/// The log's size, the projection's time and the table before and after the rebuild.
+struct Figures {
+    total: i64,
+    distinct: usize,
+    projection: Duration,
+    before: Digest,
+    after: Digest,
+}
+
+/// Prints the bench's report on standard output.
+fn report(args: &Args, figures: &Figures, rebuild: &RebuildRun) {
+    let Figures {
+        total,
+        distinct,
+        projection,
+        before,
+        after,
+    } = figures;
+    let (total, distinct) = (*total, *distinct);
+    let RebuildRun { took, cpu, stdout } = rebuild;
     println!("rebuild-bench");
     println!(
         "  log: {total} records on {} partitions = {distinct} distinct punches + {} resends; {} tenants x {} employees x {} days -> {} attendance days",
         args.partitions,
-        log.len() - distinct,
+        total as usize - distinct,
         args.tenants,
         args.employees,
         args.days,
@@ -244,28 +323,16 @@ async fn measure(
         cpu.broker,
         cpu.idle
     );
+    let yes_no = |same: bool| if same { "yes" } else { "NO" };
     println!(
         "  table after == table before: figures {}, every column {}",
-        if before.figures == after.figures {
-            "yes"
-        } else {
-            "NO"
-        },
-        if before.everything == after.everything {
-            "yes"
-        } else {
-            "NO"
-        }
+        yes_no(before.figures == after.figures),
+        yes_no(before.everything == after.everything)
     );
     println!("  punchctl's summary:");
     for line in stdout.lines().filter(|l| l.starts_with("  ")) {
         println!("  {line}");
     }
-    anyhow::ensure!(
-        before.figures == after.figures && before.rows == after.rows,
-        "the rebuilt table differs from the table before"
-    );
-    Ok(())
 }
 
 /// A digest of `attendance_days`: its figures only (what a rebuild must reproduce), and every

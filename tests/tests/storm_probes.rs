@@ -1,12 +1,15 @@
 //! The security probes against an in-process acceptor on the real stack: every hostile or
 //! broken request gets its documented answer, and nothing but the control punches reaches the
 //! raw topic.
+//!
+//! It lives in the end-to-end suite, not in `tools/storm/tests`, because it runs the acceptor
+//! in-process (`dakoku-e2e`'s fixture), which `dakoku-storm` must not dev-depend on.
 
 use std::time::Duration;
 
 use dakoku_e2e::acceptor::TestAcceptor;
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, unique_suffix};
 use dakoku_storm::probes::{self, ProbeEnv};
+use dakoku_testkit::{Stack, TestDatabase, TestGroup, unique_suffix};
 
 #[tokio::test]
 async fn every_probe_gets_its_documented_answer_and_nothing_leaks() -> anyhow::Result<()> {

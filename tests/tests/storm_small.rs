@@ -3,17 +3,20 @@
 //! attendance) run in-process on the real local stack. Regressions that lose or double a
 //! punch, or answer anything but the documented statuses, fail here; the full-size scenario is
 //! `storm run` (`STORM.md`).
+//!
+//! It lives in the end-to-end suite, not in `tools/storm/tests`, because it runs the services
+//! in-process (`dakoku-e2e`'s fixtures), which `dakoku-storm` must not dev-depend on.
 
 use std::time::Duration;
 
 use dakoku_e2e::acceptor::TestAcceptor;
 use dakoku_e2e::attendance::TestAttendance;
 use dakoku_e2e::licence::{TestLicenceCheck, test_config};
-use dakoku_e2e::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use dakoku_ingest_api::token::TokenKeys;
 use dakoku_storm::audit::{self, StoredIn};
 use dakoku_storm::provision::{self, Fleet, FleetSpec};
 use dakoku_storm::sim::{self, Behaviour, StopReason, StormConfig};
+use dakoku_testkit::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
