@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck, replay, tenant,
-    topics,
+    attendance, audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck,
+    replay, tenant, topics,
 };
 
 /// Operate a Dakoku installation: topics, schema, master data, intake, replay and audit.
@@ -63,6 +63,9 @@ pub enum Command {
     /// Re-run the licence check of rejected punches after master data is fixed; publishes
     /// an accepted verdict for each that passes now. Idempotent.
     Recheck(recheck::RecheckArgs),
+    /// Attendance: the rules engine on files (`compute`).
+    #[command(subcommand)]
+    Attendance(attendance::AttendanceCommand),
     /// Payroll: a tenant's month of attendance as CSV.
     #[command(subcommand)]
     Payroll(payroll::PayrollCommand),
@@ -146,6 +149,7 @@ pub async fn run_with_output(
         Command::Recheck(args) => {
             recheck::run(args, &brokers, &db_url, out).await?;
         }
+        Command::Attendance(command) => return attendance::run(command, out, err),
         Command::Payroll(command) => payroll::run(command, &db_url, out, err).await?,
         Command::Audit(args) => return audit::run(args, &brokers, &db_url, out, err).await,
         Command::Lag(args) => return lag::run(args, &brokers, &db_url, out, err).await,

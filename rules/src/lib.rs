@@ -33,6 +33,7 @@ pub mod figures;
 pub mod night;
 pub mod pairing;
 mod units;
+pub mod v2;
 
 #[cfg(test)]
 mod tests;
