@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use dakoku_kafka::KafkaArgs;
 
 use crate::commands::{
-    audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck, replay, tenant,
-    topics,
+    attendance, audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck,
+    replay, tenant, topics,
 };
 
 /// Operate a Dakoku installation: topics, schema, master data, intake, replay and audit.
@@ -59,6 +59,9 @@ pub enum Command {
     /// Re-run the licence check of rejected punches after master data is fixed; publishes
     /// an accepted verdict for each that passes now. Idempotent.
     Recheck(recheck::RecheckArgs),
+    /// Attendance: the rules engine on files (`compute`).
+    #[command(subcommand)]
+    Attendance(attendance::AttendanceCommand),
     /// Payroll: a tenant's month of attendance as CSV.
     #[command(subcommand)]
     Payroll(payroll::PayrollCommand),
@@ -145,6 +148,7 @@ pub async fn run_with_output(
         Command::Recheck(args) => {
             recheck::run(args, &kafka()?, &db_url, out).await?;
         }
+        Command::Attendance(command) => return attendance::run(command, out, err),
         Command::Payroll(command) => payroll::run(command, &db_url, out, err).await?,
         Command::Audit(args) => return audit::run(args, &kafka()?, &db_url, out, err).await,
         Command::Lag(args) => return lag::run(args, &kafka()?, &db_url, out, err).await,

@@ -27,12 +27,16 @@
 //! - [`pairing`]: [`compute_day`], the state machine from punches to a day's figures.
 //! - [`night`]: [`night_ms`], night work on the local wall clock across offset changes.
 //! - `units`: milliseconds per minute, hour and day.
+//! - [`v2`]: attendance rules v2 (payroll-grade, seconds, effective-dated rules, corrections,
+//!   months, incremental windows), which `punchctl attendance compute` runs; the consumer
+//!   moves onto it next.
 
 pub mod calendar;
 pub mod figures;
 pub mod night;
 pub mod pairing;
 mod units;
+pub mod v2;
 
 #[cfg(test)]
 mod tests;

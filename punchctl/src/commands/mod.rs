@@ -2,6 +2,7 @@
 //! holds no SQL or Kafka code: it calls [`crate::ops`] or `dakoku_store::master` and writes
 //! through [`crate::output`] and [`crate::progress`].
 
+pub mod attendance;
 pub mod audit;
 pub mod db;
 pub mod device;

@@ -3,6 +3,7 @@
 //! the audit, and device tokens. Nothing here writes for an operator except the audit report.
 
 pub mod audit;
+pub mod compute;
 pub mod db;
 pub mod lag;
 pub mod payroll;
