@@ -199,124 +199,57 @@ fn clock(value: &str) -> Option<NaiveTime> {
         .ok()
 }
 
+/// Reads the values of one version's keys, with errors naming the key.
+struct KeyReader {
+    version: usize,
+}
+
+impl KeyReader {
+    fn fail(&self, key: &str, message: String) -> RuleError {
+        RuleError {
+            version: self.version,
+            key: key.to_owned(),
+            message,
+        }
+    }
+
+    fn text(&self, key: &str, value: &Value) -> Result<String, RuleError> {
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.fail(key, format!("expected a string, got {value}")))
+    }
+
+    fn minutes(&self, key: &str, value: &Value, min: i64, max: i64) -> Result<i64, RuleError> {
+        value
+            .as_i64()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                self.fail(
+                    key,
+                    format!("expected a whole number from {min} to {max}, got {value}"),
+                )
+            })
+    }
+}
+
 impl RuleVersion {
     /// Reads one version from its JSON object; missing keys take the defaults. `index` is its
     /// place in the list, for errors.
     pub fn from_json(index: usize, object: &Map<String, Value>) -> Result<Self, RuleError> {
-        let fail = |key: &str, message: String| RuleError {
-            version: index,
-            key: key.to_owned(),
-            message,
-        };
-        let text = |key: &str, value: &Value| -> Result<String, RuleError> {
-            value
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| fail(key, format!("expected a string, got {value}")))
-        };
-        let minutes = |key: &str, value: &Value, min: i64, max: i64| -> Result<i64, RuleError> {
-            value
-                .as_i64()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    fail(
-                        key,
-                        format!("expected a whole number from {min} to {max}, got {value}"),
-                    )
-                })
-        };
+        let r = KeyReader { version: index };
         let effective_from = match object.get("effective_from") {
             Some(value) => {
-                let s = text("effective_from", value)?;
+                let s = r.text("effective_from", value)?;
                 NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
-                    fail("effective_from", format!("expected YYYY-MM-DD, got {s:?}"))
+                    r.fail("effective_from", format!("expected YYYY-MM-DD, got {s:?}"))
                 })?
             }
-            None => return Err(fail("effective_from", "is required".into())),
+            None => return Err(r.fail("effective_from", "is required".into())),
         };
         let mut v = RuleVersion::defaults(effective_from);
         for (key, value) in object {
-            let key = key.as_str();
-            match key {
-                "effective_from" => {}
-                "time_zone" => {
-                    let s = text(key, value)?;
-                    v.time_zone = Tz::from_str(&s)
-                        .map_err(|_| fail(key, format!("unknown IANA time zone {s:?}")))?;
-                }
-                "day_change" | "night_start" | "night_end" => {
-                    let s = text(key, value)?;
-                    let t =
-                        clock(&s).ok_or_else(|| fail(key, format!("expected HH:MM, got {s:?}")))?;
-                    match key {
-                        "day_change" => v.day_change = t,
-                        "night_start" => v.night_start = t,
-                        _ => v.night_end = t,
-                    }
-                }
-                "max_shift_minutes" => v.max_shift_minutes = minutes(key, value, 1, 10_080)?,
-                "double_tap_seconds" => v.double_tap_seconds = minutes(key, value, 0, 3_600)?,
-                "daily_limit_minutes" => v.daily_limit_minutes = minutes(key, value, 0, 1_440)?,
-                "weekly_limit_minutes" => {
-                    v.weekly_limit_minutes = minutes(key, value, 0, 10_080)?;
-                }
-                "scheduled_daily_minutes" => {
-                    v.scheduled_daily_minutes = minutes(key, value, 0, 1_440)?;
-                }
-                "agreement_monthly_limit_minutes" => {
-                    v.agreement_monthly_limit_minutes = minutes(key, value, 0, 44_640)?;
-                }
-                "agreement_yearly_limit_minutes" => {
-                    v.agreement_yearly_limit_minutes = minutes(key, value, 0, 527_040)?;
-                }
-                "agreement_start_month" => {
-                    v.agreement_start_month = u32::try_from(minutes(key, value, 1, 12)?)
-                        .map_err(|e| fail(key, e.to_string()))?;
-                }
-                "week_start" => {
-                    let s = text(key, value)?;
-                    v.week_start = weekday(&s)
-                        .ok_or_else(|| fail(key, format!("expected a weekday name, got {s:?}")))?;
-                }
-                "legal_holiday" => {
-                    v.legal_holiday = match value {
-                        Value::Null => None,
-                        _ => {
-                            let s = text(key, value)?;
-                            Some(weekday(&s).ok_or_else(|| {
-                                fail(key, format!("expected a weekday name or null, got {s:?}"))
-                            })?)
-                        }
-                    };
-                }
-                "closing_day" => {
-                    v.closing_day = match value {
-                        Value::Null => None,
-                        _ => Some(
-                            u32::try_from(minutes(key, value, 1, 28)?)
-                                .map_err(|e| fail(key, e.to_string()))?,
-                        ),
-                    };
-                }
-                "monthly_rounding" => {
-                    v.monthly_rounding = match text(key, value)?.as_str() {
-                        "none" => MonthlyRounding::None,
-                        "half_hour_to_hour" => MonthlyRounding::HalfHourToHour,
-                        other => {
-                            return Err(fail(
-                                key,
-                                format!("expected none or half_hour_to_hour, got {other:?}"),
-                            ));
-                        }
-                    };
-                }
-                other => {
-                    return Err(fail(
-                        other,
-                        format!("unknown rule; the rules are {}", KEYS.join(", ")),
-                    ));
-                }
-            }
+            v.set(&r, key, value)?;
         }
         if v.night_start == v.night_end {
             let key = if object.contains_key("night_end") {
@@ -324,9 +257,94 @@ impl RuleVersion {
             } else {
                 "night_start"
             };
-            return Err(fail(key, "night_start and night_end must differ".into()));
+            return Err(r.fail(key, "night_start and night_end must differ".into()));
         }
         Ok(v)
+    }
+
+    /// Sets one key from its JSON value.
+    fn set(&mut self, r: &KeyReader, key: &str, value: &Value) -> Result<(), RuleError> {
+        match key {
+            "effective_from" => {}
+            "time_zone" => {
+                let s = r.text(key, value)?;
+                self.time_zone = Tz::from_str(&s)
+                    .map_err(|_| r.fail(key, format!("unknown IANA time zone {s:?}")))?;
+            }
+            "day_change" | "night_start" | "night_end" => {
+                let s = r.text(key, value)?;
+                let t =
+                    clock(&s).ok_or_else(|| r.fail(key, format!("expected HH:MM, got {s:?}")))?;
+                match key {
+                    "day_change" => self.day_change = t,
+                    "night_start" => self.night_start = t,
+                    _ => self.night_end = t,
+                }
+            }
+            "max_shift_minutes" => self.max_shift_minutes = r.minutes(key, value, 1, 10_080)?,
+            "double_tap_seconds" => self.double_tap_seconds = r.minutes(key, value, 0, 3_600)?,
+            "daily_limit_minutes" => self.daily_limit_minutes = r.minutes(key, value, 0, 1_440)?,
+            "weekly_limit_minutes" => {
+                self.weekly_limit_minutes = r.minutes(key, value, 0, 10_080)?;
+            }
+            "scheduled_daily_minutes" => {
+                self.scheduled_daily_minutes = r.minutes(key, value, 0, 1_440)?;
+            }
+            "agreement_monthly_limit_minutes" => {
+                self.agreement_monthly_limit_minutes = r.minutes(key, value, 0, 44_640)?;
+            }
+            "agreement_yearly_limit_minutes" => {
+                self.agreement_yearly_limit_minutes = r.minutes(key, value, 0, 527_040)?;
+            }
+            "agreement_start_month" => {
+                self.agreement_start_month = u32::try_from(r.minutes(key, value, 1, 12)?)
+                    .map_err(|e| r.fail(key, e.to_string()))?;
+            }
+            "week_start" => {
+                let s = r.text(key, value)?;
+                self.week_start = weekday(&s)
+                    .ok_or_else(|| r.fail(key, format!("expected a weekday name, got {s:?}")))?;
+            }
+            "legal_holiday" => {
+                self.legal_holiday = match value {
+                    Value::Null => None,
+                    _ => {
+                        let s = r.text(key, value)?;
+                        Some(weekday(&s).ok_or_else(|| {
+                            r.fail(key, format!("expected a weekday name or null, got {s:?}"))
+                        })?)
+                    }
+                };
+            }
+            "closing_day" => {
+                self.closing_day = match value {
+                    Value::Null => None,
+                    _ => Some(
+                        u32::try_from(r.minutes(key, value, 1, 28)?)
+                            .map_err(|e| r.fail(key, e.to_string()))?,
+                    ),
+                };
+            }
+            "monthly_rounding" => {
+                self.monthly_rounding = match r.text(key, value)?.as_str() {
+                    "none" => MonthlyRounding::None,
+                    "half_hour_to_hour" => MonthlyRounding::HalfHourToHour,
+                    other => {
+                        return Err(r.fail(
+                            key,
+                            format!("expected none or half_hour_to_hour, got {other:?}"),
+                        ));
+                    }
+                };
+            }
+            other => {
+                return Err(r.fail(
+                    other,
+                    format!("unknown rule; the rules are {}", KEYS.join(", ")),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
