@@ -15,7 +15,6 @@
 //! - [`server`]: [`serve`], the accept loop, background tasks and graceful shutdown.
 //! - [`linger`]: lingering close, so a refused client reads its answer instead of a reset.
 //! - [`request`]: parsing and validation of a batch (pure, fuzzed).
-//! - [`token`]: re-export of the `dakoku-token` crate (signed device tokens) for old callers.
 //! - [`snapshot`]: the in-memory master data (routing, revocations, pauses) and its refresher.
 //! - [`limits`]: per-device rate limits, in-flight budgets, jitter.
 //! - [`publisher`]: the Kafka producer, from the `dakoku-kafka` client factory.
@@ -37,7 +36,6 @@ pub mod request;
 pub mod server;
 pub mod snapshot;
 pub mod state;
-pub mod token;
 
 pub use app::{AppState, app};
 pub use config::Config;

@@ -25,7 +25,7 @@ use crate::admin::{Watermarks, partitions, watermarks};
 use crate::error::{Doing, Error, Result};
 
 /// The scan's error: the crate's one [`Error`] (`Kafka` or `Stalled`). The name is kept for
-/// the callers written against `dakoku_service::scan`.
+/// callers that name the error `ScanError`.
 pub type ScanError = Error;
 
 /// How often the (local, no round trip) position is checked: often enough to end small scans

@@ -4,10 +4,6 @@
 //! - [`install_prometheus`]: the process-wide Prometheus recorder, with its upkeep.
 //! - [`init_tracing`]: structured logs, `RUST_LOG` filter, text or JSON lines.
 //! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C, where every service starts its drain.
-//! - [`scan`]: re-export of `dakoku_kafka::scan`, where the bounded topic scan now lives
-//!   (compatibility for callers not yet moved onto `dakoku-kafka`; to be removed).
-
-pub use dakoku_kafka::scan;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_ingest_api::{AppState, Config};
 use dakoku_testkit::{Stack, TestDatabase, eventually, mint_token};
+use dakoku_token::TokenKeys;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -308,18 +308,13 @@ async fn every_refusal_has_its_documented_status_and_json_body() -> anyhow::Resu
     let token = world.token()?;
 
     // (description, request, expected status, expected error code)
-    let expired = world
-        .acceptor
-        .keys
-        .mint(&dakoku_ingest_api::token::DeviceClaims {
-            tenant: world.tenant.parse()?,
-            device: world.device.parse()?,
-            expires_at: chrono::Utc::now().timestamp() - 1,
-        });
-    let forger = dakoku_ingest_api::token::TokenKeys::parse(
-        &dakoku_ingest_api::token::TokenKeys::generate_entry("test"),
-    )?;
-    let forged = forger.mint(&dakoku_ingest_api::token::DeviceClaims {
+    let expired = world.acceptor.keys.mint(&dakoku_token::DeviceClaims {
+        tenant: world.tenant.parse()?,
+        device: world.device.parse()?,
+        expires_at: chrono::Utc::now().timestamp() - 1,
+    });
+    let forger = dakoku_token::TokenKeys::parse(&dakoku_token::TokenKeys::generate_entry("test"))?;
+    let forged = forger.mint(&dakoku_token::DeviceClaims {
         tenant: world.tenant.parse()?,
         device: world.device.parse()?,
         expires_at: chrono::Utc::now().timestamp() + 60,
@@ -599,13 +594,13 @@ async fn kafka_unreachable_means_503_with_retry_after_within_the_deadline_and_no
     TenantSeed::new(&tenant, &"g-unreachable".parse()?)
         .seed(&db)
         .await?;
-    let key = dakoku_ingest_api::token::TokenKeys::generate_entry("test");
+    let key = dakoku_token::TokenKeys::generate_entry("test");
     let mut config = dakoku_ingest_api::Config::new("127.0.0.1:1", &db.url, &key);
     config.message_timeout_ms = 1_500;
     config.body_read_timeout_ms = 1_000;
     config.request_deadline_ms = 4_000;
     config.kafka_check_ms = 60_000;
-    let keys = dakoku_ingest_api::token::TokenKeys::parse(&key)?;
+    let keys = dakoku_token::TokenKeys::parse(&key)?;
     let state = std::sync::Arc::new(dakoku_ingest_api::AppState::new(config)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/v1/punches", listener.local_addr()?);
@@ -623,7 +618,7 @@ async fn kafka_unreachable_means_503_with_retry_after_within_the_deadline_and_no
         async move { Ok(loaded.then_some(())) }
     })
     .await?;
-    let token = keys.mint(&dakoku_ingest_api::token::DeviceClaims {
+    let token = keys.mint(&dakoku_token::DeviceClaims {
         tenant: tenant.parse()?,
         device: "PT-1".parse()?,
         expires_at: chrono::Utc::now().timestamp() + 60,

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{NaiveDate, SecondsFormat, TimeZone as _, Utc};
 use dakoku_attendance::rebuild::{self, Scope};
-use dakoku_attendance::rules::DayFigures;
 use dakoku_attendance::{AttendanceError, ConsumerError};
 use dakoku_e2e::attendance::TestAttendance;
 use dakoku_e2e::licence::{TestLicenceCheck, quarantined_from, test_config, wait_for_verdicts};
@@ -21,6 +20,7 @@ use dakoku_e2e::recovery::{
     stored_offsets, unfinished_rebuild_row, wait_caught_up, wait_for_members, wait_refused,
     wait_until_idle,
 };
+use dakoku_rules::DayFigures;
 use dakoku_schemas::{CardId, CheckedPunch, PunchId, RejectReason, TenantId, Topic, Verdict};
 use dakoku_testkit::days::{
     figures_of, latest_daily, punch_counts, read_days, stored_offsets_total, wait_for_days,

@@ -12,11 +12,11 @@ use std::time::Duration;
 use dakoku_e2e::acceptor::TestAcceptor;
 use dakoku_e2e::attendance::TestAttendance;
 use dakoku_e2e::licence::{TestLicenceCheck, test_config};
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_storm::audit::{self, StoredIn};
 use dakoku_storm::provision::{self, Fleet, FleetSpec};
 use dakoku_storm::sim::{self, Behaviour, StopReason, StormConfig};
 use dakoku_testkit::{Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_token::TokenKeys;
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()

@@ -8,8 +8,6 @@
 //! those stored offsets. After the commit the changed days are published.
 //!
 //! # Layout
-//! - [`rules`]: re-export of the `dakoku-rules` crate, the attendance rules as pure functions
-//!   ([`rules::compute_day`]) with the tenant calendar and the list of day figures.
 //! - `decode`: records of the checked topic decoded, or poisoned for quarantine (shared by
 //!   the consumer and the rebuild).
 //! - [`store`]: the batch transaction ([`store::Store::apply`]): `sql`, `resolve` (which
@@ -40,8 +38,6 @@ use tokio::sync::watch;
 
 pub use config::{Config, ConfigError, MetricsListen};
 pub use consumer::ConsumerError;
-/// The rules moved to their own crate; this keeps `dakoku_attendance::rules::...` working.
-pub use dakoku_rules as rules;
 
 /// Why the consumer stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -4,10 +4,10 @@ use std::io::Write;
 
 use chrono::Utc;
 use clap::Subcommand;
-use dakoku_ingest_api::token::TokenKeys;
 use dakoku_schemas::{DeviceId, TenantId};
 use dakoku_store::master::devices::{self, Revoked};
 use dakoku_store::master::outcome::Added;
+use dakoku_token::TokenKeys;
 
 use crate::ops::token::{self, MAX_VALID_DAYS, TokenError};
 use crate::output::{timestamp, write_table};

@@ -2,8 +2,8 @@
 //! number of days. Pure (no Postgres): the device is registered in `dakoku_store::master` first.
 
 use chrono::{DateTime, Utc};
-use dakoku_ingest_api::token::{DeviceClaims, KeyError, TokenKeys};
 use dakoku_schemas::{DeviceId, TenantId};
+use dakoku_token::{DeviceClaims, KeyError, TokenKeys};
 
 /// Longest token validity `device add` issues, in days (ten years).
 pub const MAX_VALID_DAYS: u32 = 3650;

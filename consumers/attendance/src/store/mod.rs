@@ -70,13 +70,11 @@ mod sql;
 
 use std::time::Duration;
 
-use dakoku_schemas::{ConsumerGroup, GroupId};
-
 use self::marker::UnfinishedRebuild;
 
 pub use self::connection::{Store, load_offsets};
 pub use self::outcome::{Applied, Recomputed};
-pub use self::rows::{day_figures, figures_of};
+pub use self::rows::figures_of;
 pub use self::sql::figure_columns;
 pub use crate::counts::Counts;
 pub use crate::decode::Incoming;
@@ -111,10 +109,4 @@ impl StoreError {
             StoreError::RebuildUnfinished(_) => false,
         }
     }
-}
-
-/// The consumer group of attendance for a tenant group: `attendance.<group>`.
-// Compatibility for punchctl and storm until they name it with `ConsumerGroup` themselves.
-pub fn consumer_group(group: &GroupId) -> String {
-    ConsumerGroup::Attendance(group.clone()).name()
 }

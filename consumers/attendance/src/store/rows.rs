@@ -108,33 +108,6 @@ pub(super) fn load_states<'a>(
     states
 }
 
-/// The figures of an `attendance_days` row whose columns, from index `first` on, are
-/// `first_in, last_out, worked_minutes, break_minutes, night_minutes, overtime_minutes,
-/// punch_count, anomalies, double_taps`. An anomaly code this build does not know is left out,
-/// so the stored day then differs from any recomputation. The layout `punchctl audit` selects
-/// today; the store itself reads [`figures_of`]'s layout (compatibility until audit switches).
-pub fn day_figures(row: &Row, first: usize) -> DayFigures {
-    let millis = |i: usize| {
-        row.get::<_, Option<DateTime<Utc>>>(first + i)
-            .map(|t| t.timestamp_millis())
-    };
-    let codes: Vec<String> = row.get(first + 7);
-    DayFigures {
-        first_in: millis(0),
-        last_out: millis(1),
-        worked_minutes: row.get(first + 2),
-        break_minutes: row.get(first + 3),
-        night_minutes: row.get(first + 4),
-        overtime_minutes: row.get(first + 5),
-        punch_count: row.get(first + 6),
-        anomalies: codes
-            .iter()
-            .filter_map(|c| rules::Anomaly::parse(c))
-            .collect(),
-        double_taps: row.get(first + 8),
-    }
-}
-
 /// The figures of a row whose columns, from index `first` on, are
 /// [`figure_columns`](super::sql::figure_columns): `first_in, last_out, anomalies`, then the
 /// counted figures in [`fields`] order. An anomaly code this build does not know is left out,

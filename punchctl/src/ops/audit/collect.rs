@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use dakoku_attendance::rules;
 use dakoku_kafka::scan::{OnRecord, scan_range};
 use dakoku_kafka::{Admin, Reader};
+use dakoku_rules as rules;
 use dakoku_schemas::{
     CheckedPunch, ConsumerGroup, RawPunch, TenantId, Topic, Verdict, VerdictKey, decode,
 };
@@ -402,7 +402,7 @@ pub(crate) async fn for_each_day(
     let tenant = request.tenant.as_ref().map(TenantId::as_str);
     let params: [&(dyn ToSql + Sync); 4] = [&group, &tenant, &request.from, &request.to];
     let mut punches = Cursor::open(tx, StoredRow::SQL, &params, StoredRow::of).await?;
-    let mut days = Cursor::open(tx, DayRow::SQL, &params, DayRow::of).await?;
+    let mut days = Cursor::open(tx, &DayRow::sql(), &params, DayRow::of).await?;
     loop {
         punches.fill().await?;
         days.fill().await?;

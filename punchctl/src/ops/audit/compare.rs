@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use dakoku_attendance::rules::{self, DayFigures, Punch};
+use dakoku_rules::{self as rules, DayFigures, Punch};
 use dakoku_schemas::{DeviceId, PunchId, PunchKind, TenantId};
 use uuid::Uuid;
 

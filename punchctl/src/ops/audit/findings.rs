@@ -2,7 +2,7 @@
 //! and the days whose figures differ from a recomputation. Plain data, serialisable as JSON.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use dakoku_attendance::rules::DayFigures;
+use dakoku_rules::DayFigures;
 use dakoku_schemas::{GroupId, TenantId};
 use serde::Serialize;
 use uuid::Uuid;

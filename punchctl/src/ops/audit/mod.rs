@@ -24,7 +24,7 @@
 //!    make a literal copy impossible; a copy under another seq is what can happen).
 //! 3. **attendance days**. Every `attendance_days` row in scope, and every day with counting
 //!    punches, is recomputed from the stored, non-withdrawn punches with the pure rules
-//!    ([`rules::compute_day`](dakoku_attendance::rules::compute_day), tenant time zone from master data); a day whose figures differ
+//!    ([`rules::compute_day`](dakoku_rules::compute_day), tenant time zone from master data); a day whose figures differ
 //!    (minutes, first in / last out, `punch_count`, anomalies, `double_taps`) is reported with
 //!    both figures. Equal figures also prove the V4 invariant *stored counting punches =
 //!    punch_count + double_taps*.

@@ -3,9 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use chrono_tz::Tz;
-use dakoku_attendance::rules::{self, DayFigures};
+use chrono::{DateTime, NaiveDate, Utc};
+use dakoku_rules::{self as rules, DayFigures};
 use dakoku_schemas::{PunchKind, VerdictKey};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -66,21 +65,8 @@ pub(crate) struct Entry {
     pub(crate) stored: bool,
 }
 
-/// A tenant's calendar (for work dates) and time zone (for night minutes).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Calendar {
-    pub(crate) tz: Tz,
-    pub(crate) day_change: NaiveTime,
-}
-
-impl Default for Calendar {
-    fn default() -> Self {
-        Self {
-            tz: rules::DEFAULT_TIME_ZONE,
-            day_change: rules::DEFAULT_DAY_CHANGE,
-        }
-    }
-}
+/// A tenant's calendar: the workspace's one (`dakoku_rules::Calendar`).
+pub(crate) use dakoku_rules::Calendar;
 
 /// Everything the Kafka phase learned.
 #[derive(Debug, Default)]
@@ -216,18 +202,23 @@ pub(crate) struct DayRow {
 }
 
 impl DayRow {
-    pub(crate) const SQL: &'static str = "SELECT tenant_id, employee_id, work_date, first_in, last_out, \
-         worked_minutes, break_minutes, night_minutes, overtime_minutes, punch_count, anomalies, \
-         double_taps FROM attendance_days \
-         WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2) \
-         AND ($3::date IS NULL OR work_date >= $3) AND ($4::date IS NULL OR work_date <= $4) \
-         ORDER BY tenant_id COLLATE \"C\", employee_id COLLATE \"C\", work_date";
+    /// The stored days in scope: key, then the store's own figure columns (driven by
+    /// `dakoku_rules::fields()`, so a new figure needs no edit here).
+    pub(crate) fn sql() -> String {
+        format!(
+            "SELECT d.tenant_id, d.employee_id, d.work_date, {} FROM attendance_days d \
+             WHERE d.group_id = $1 AND ($2::text IS NULL OR d.tenant_id = $2) \
+             AND ($3::date IS NULL OR d.work_date >= $3) AND ($4::date IS NULL OR d.work_date <= $4) \
+             ORDER BY d.tenant_id COLLATE \"C\", d.employee_id COLLATE \"C\", d.work_date",
+            dakoku_attendance::store::figure_columns("d")
+        )
+    }
 
     pub(crate) fn of(row: &Row) -> Self {
         Self {
             key: (row.get(0), row.get(1), row.get(2)),
             // An unknown anomaly code cannot be recomputed, so it shows as a difference.
-            figures: dakoku_attendance::store::day_figures(row, 3),
+            figures: dakoku_attendance::store::figures_of(row, 3),
         }
     }
 }

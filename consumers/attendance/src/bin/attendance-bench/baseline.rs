@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use dakoku_attendance::rules;
+use dakoku_rules as rules;
 use dakoku_schemas::CheckedPunch;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;

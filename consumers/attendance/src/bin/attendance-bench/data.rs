@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use chrono::{Datelike as _, NaiveDate, TimeZone as _};
-use dakoku_attendance::rules;
 use dakoku_kafka::{ClientFactory, FutureProducer};
+use dakoku_rules as rules;
 use dakoku_schemas::{
     CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, PunchId, PunchKind, TenantId, Topic,
     Verdict, checked_key, encode,
