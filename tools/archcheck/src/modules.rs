@@ -12,7 +12,7 @@ use syn::spanned::Spanned as _;
 use syn::visit::Visit;
 use syn::{Item, UseTree};
 
-use crate::source::{CrateTree, is_test_only};
+use crate::source::{CrateTree, attrs_of, is_test_only};
 
 /// One reference from a module into another.
 #[derive(Debug, Clone)]
@@ -56,20 +56,10 @@ struct Collector {
 
 impl<'ast> Visit<'ast> for Collector {
     fn visit_item(&mut self, item: &'ast Item) {
-        let attrs = match item {
-            Item::Mod(_) => return, // its own module
-            Item::Fn(i) => &i.attrs,
-            Item::Impl(i) => &i.attrs,
-            Item::Use(i) => &i.attrs,
-            Item::Const(i) => &i.attrs,
-            Item::Static(i) => &i.attrs,
-            Item::Struct(i) => &i.attrs,
-            Item::Enum(i) => &i.attrs,
-            Item::Trait(i) => &i.attrs,
-            Item::Type(i) => &i.attrs,
-            _ => &Vec::new(),
-        };
-        if is_test_only(attrs) {
+        if matches!(item, Item::Mod(_)) {
+            return; // its own module
+        }
+        if attrs_of(item).is_some_and(|attrs| is_test_only(attrs)) {
             return;
         }
         syn::visit::visit_item(self, item);

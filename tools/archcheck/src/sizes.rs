@@ -8,7 +8,7 @@ use syn::spanned::Spanned as _;
 use syn::visit::Visit;
 use syn::{ImplItemFn, Item, ItemFn, TraitItemFn};
 
-use crate::source::{CrateTree, is_test_only};
+use crate::source::{CrateTree, attrs_of, is_test_only};
 
 /// A function and its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,21 +36,6 @@ pub fn non_test_lines(text: &str, file: &syn::File) -> usize {
         })
         .sum();
     total.saturating_sub(test)
-}
-
-fn attrs_of(item: &Item) -> Option<&Vec<syn::Attribute>> {
-    Some(match item {
-        Item::Mod(i) => &i.attrs,
-        Item::Fn(i) => &i.attrs,
-        Item::Impl(i) => &i.attrs,
-        Item::Use(i) => &i.attrs,
-        Item::Const(i) => &i.attrs,
-        Item::Static(i) => &i.attrs,
-        Item::Struct(i) => &i.attrs,
-        Item::Enum(i) => &i.attrs,
-        Item::Trait(i) => &i.attrs,
-        _ => return None,
-    })
 }
 
 struct Functions<'a> {

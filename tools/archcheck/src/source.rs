@@ -109,6 +109,22 @@ pub fn is_test_only(attrs: &[Attribute]) -> bool {
     })
 }
 
+/// The attributes of an item, for the kinds whose attributes the checks read.
+pub fn attrs_of(item: &Item) -> Option<&Vec<Attribute>> {
+    Some(match item {
+        Item::Mod(i) => &i.attrs,
+        Item::Fn(i) => &i.attrs,
+        Item::Impl(i) => &i.attrs,
+        Item::Use(i) => &i.attrs,
+        Item::Const(i) => &i.attrs,
+        Item::Static(i) => &i.attrs,
+        Item::Struct(i) => &i.attrs,
+        Item::Enum(i) => &i.attrs,
+        Item::Trait(i) => &i.attrs,
+        _ => return None,
+    })
+}
+
 fn path_attr(attrs: &[Attribute]) -> Option<String> {
     attrs.iter().find_map(|attr| {
         if !attr.path().is_ident("path") {
