@@ -126,34 +126,25 @@ impl Employee {
     }
 
     fn differences(&self, given: &Employee) -> Vec<Difference> {
-        let mut out = Vec::new();
-        let mut check = |field, stored: String, given: String| {
-            if stored != given {
-                out.push(Difference {
-                    field,
-                    stored,
-                    given,
-                });
-            }
-        };
-        check("card", self.card.to_string(), given.card.to_string());
-        check("name", self.name.clone(), given.name.clone());
-        check(
-            "active-from",
-            moment_text(self.active_from, "always"),
-            moment_text(given.active_from, "always"),
-        );
-        check(
-            "active-until",
-            moment_text(self.active_until, "open"),
-            moment_text(given.active_until, "open"),
-        );
-        check(
-            "licensed",
-            self.licensed.to_string(),
-            given.licensed.to_string(),
-        );
-        out
+        Difference::between([
+            ("card", self.card.to_string(), given.card.to_string()),
+            ("name", self.name.clone(), given.name.clone()),
+            (
+                "active-from",
+                moment_text(self.active_from, "always"),
+                moment_text(given.active_from, "always"),
+            ),
+            (
+                "active-until",
+                moment_text(self.active_until, "open"),
+                moment_text(given.active_until, "open"),
+            ),
+            (
+                "licensed",
+                self.licensed.to_string(),
+                given.licensed.to_string(),
+            ),
+        ])
     }
 
     /// `active_from` as text (`always` when unbounded).

@@ -13,6 +13,21 @@ pub struct Difference {
     pub given: String,
 }
 
+impl Difference {
+    /// The fields whose stored and given values differ, from `(field, stored, given)`.
+    pub fn between(fields: impl IntoIterator<Item = (&'static str, String, String)>) -> Vec<Self> {
+        fields
+            .into_iter()
+            .filter(|(_, stored, given)| stored != given)
+            .map(|(field, stored, given)| Self {
+                field,
+                stored,
+                given,
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

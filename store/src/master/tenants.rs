@@ -187,29 +187,20 @@ impl Tenant {
 
     /// The fields where this stored tenant differs from `given`.
     pub fn differences(&self, given: &NewTenant) -> Vec<Difference> {
-        let mut out = Vec::new();
-        let mut check = |field, stored: String, given: String| {
-            if stored != given {
-                out.push(Difference {
-                    field,
-                    stored,
-                    given,
-                });
-            }
-        };
-        check("name", self.name.clone(), given.name.clone());
-        check("group", self.group.to_string(), given.group.to_string());
-        check(
-            "time-zone",
-            self.time_zone.clone(),
-            given.time_zone.name().to_owned(),
-        );
-        check(
-            "day-change",
-            self.day_change.format("%H:%M").to_string(),
-            given.day_change.format("%H:%M").to_string(),
-        );
-        out
+        Difference::between([
+            ("name", self.name.clone(), given.name.clone()),
+            ("group", self.group.to_string(), given.group.to_string()),
+            (
+                "time-zone",
+                self.time_zone.clone(),
+                given.time_zone.name().to_owned(),
+            ),
+            (
+                "day-change",
+                self.day_change.format("%H:%M").to_string(),
+                given.day_change.format("%H:%M").to_string(),
+            ),
+        ])
     }
 }
 
