@@ -42,9 +42,20 @@ pub const QUARANTINED_INPUT: SchemaFile = schema_file!("avro/QuarantinedInput.av
 pub const CHECKED_PUNCH: SchemaFile = schema_file!("avro/CheckedPunch.avsc");
 /// Current `AttendanceDay` schema.
 pub const ATTENDANCE_DAY: SchemaFile = schema_file!("avro/AttendanceDay.avsc");
+/// Current `MonthlyAttendance` schema.
+pub const MONTHLY_ATTENDANCE: SchemaFile = schema_file!("avro/MonthlyAttendance.avsc");
 
 /// The schema every writer uses today, one per record.
-pub const CURRENT: [SchemaFile; 4] = [RAW_PUNCH, QUARANTINED_INPUT, CHECKED_PUNCH, ATTENDANCE_DAY];
+pub const CURRENT: [SchemaFile; 5] = [
+    RAW_PUNCH,
+    QUARANTINED_INPUT,
+    CHECKED_PUNCH,
+    ATTENDANCE_DAY,
+    MONTHLY_ATTENDANCE,
+];
 
-/// Older versions still readable (`avro/history/`). Empty until a schema first changes.
-pub const HISTORY: &[SchemaFile] = &[];
+/// Older versions still readable (`avro/history/`).
+pub const HISTORY: &[SchemaFile] = &[
+    // v1 (before rules v2): no *_seconds, corrected or rules_version.
+    schema_file!("avro/history/AttendanceDay.v1.avsc"),
+];

@@ -366,7 +366,7 @@ impl SchemaRegistry {
         apache_avro::util::max_allocation_bytes(MAX_DECODED_LEN);
         let reader = T::schema();
         let record = reader.name();
-        let (fingerprint, mut datum) = split_header(payload)?;
+        let (fingerprint, datum) = split_header(payload)?;
         let writer = if fingerprint == reader.fingerprint {
             reader
         } else {
@@ -390,8 +390,13 @@ impl SchemaRegistry {
             fingerprint,
             detail,
         };
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, None)
+        let mut input = EofGuard::new(datum);
+        let value = apache_avro::from_avro_datum(&writer.schema, &mut input, None)
             .map_err(|e| malformed(e.to_string()))?;
+        if input.hit_eof {
+            return Err(malformed("the datum ends inside the record".to_owned()));
+        }
+        let datum = input.rest;
         if !datum.is_empty() {
             return Err(malformed(format!(
                 "{} bytes left over after the datum",
@@ -411,6 +416,32 @@ impl SchemaRegistry {
                 })?
         };
         apache_avro::from_value(&value).map_err(|e| malformed(e.to_string()))
+    }
+}
+
+/// A reader of the datum that remembers a read past its end. apache-avro decodes a union
+/// field at end of input as null rather than failing, so a datum cut just before trailing
+/// optional fields would otherwise decode "successfully" with those fields lost.
+struct EofGuard<'a> {
+    rest: &'a [u8],
+    hit_eof: bool,
+}
+
+impl<'a> EofGuard<'a> {
+    fn new(rest: &'a [u8]) -> Self {
+        Self {
+            rest,
+            hit_eof: false,
+        }
+    }
+}
+
+impl std::io::Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() {
+            self.hit_eof = true;
+        }
+        self.rest.read(buf)
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `group`: [`ConsumerGroup`], the typed consumer-group name of each stage.
 //! - `records`: [`RawPunch`], [`QuarantinedInput`], [`CheckedPunch`], [`AttendanceDay`] and
 //!   their enums, mirroring the `.avsc` files field for field.
+//! - `monthly`: [`MonthlyAttendance`], the payroll month record.
 //! - `codec`: [`encode`] / [`decode`] in single-object encoding, the fingerprint
 //!   [`SchemaRegistry`] and [`CodecError`].
 //! - `catalog`: the embedded `.avsc` files, current and historical, and how to evolve them.
@@ -22,6 +23,7 @@ pub mod catalog;
 mod codec;
 mod group;
 mod ids;
+mod monthly;
 mod records;
 mod topic;
 mod workdate;
@@ -32,9 +34,10 @@ pub use codec::{
 };
 pub use group::{ConsumerGroup, ConsumerGroupError};
 pub use ids::{CardId, DeviceId, EmployeeId, GroupId, IdError, PunchId, TenantId};
+pub use monthly::MonthlyAttendance;
 pub use records::{
     AttendanceDay, CheckedPunch, PunchKind, QuarantinedInput, RawPunch, RejectReason, Verdict,
     VerdictKey, from_epoch_days, from_millis, to_epoch_days, to_millis,
 };
-pub use topic::{Topic, attendance_key, checked_key, raw_key};
+pub use topic::{Topic, attendance_key, checked_key, monthly_key, raw_key};
 pub use workdate::{DEFAULT_DAY_CHANGE, DEFAULT_TIME_ZONE, work_date, work_date_default};

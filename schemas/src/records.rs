@@ -419,6 +419,24 @@ pub struct AttendanceDay {
     pub revision: i64,
     /// When this revision was computed, milliseconds since the Unix epoch.
     pub computed_at: i64,
+    /// Exact seconds worked (rules v2); `None` in records written before v2.
+    pub worked_seconds: Option<i64>,
+    /// Exact seconds of breaks within good spans.
+    pub break_seconds: Option<i64>,
+    /// Worked seconds inside the night window.
+    pub night_seconds: Option<i64>,
+    /// Worked seconds on the legal holiday.
+    pub holiday_seconds: Option<i64>,
+    /// Daily statutory overtime in seconds.
+    pub overtime_daily_seconds: Option<i64>,
+    /// Weekly statutory overtime in seconds, on the day it arises.
+    pub overtime_weekly_seconds: Option<i64>,
+    /// Overtime within the statutory limit (法定内残業) in seconds.
+    pub within_statutory_seconds: Option<i64>,
+    /// Whether a correction touched the day.
+    pub corrected: bool,
+    /// The tenant's rules version that computed the figures.
+    pub rules_version: Option<i64>,
 }
 
 impl AttendanceDay {

@@ -23,12 +23,16 @@ pub enum Topic {
     /// `attendance.daily.<group>`: latest whole-day attendance
     /// ([`AttendanceDay`](crate::AttendanceDay)), key [`attendance_key`]. Compacted.
     AttendanceDaily(GroupId),
+    /// `payroll.monthly.<group>`: each employee's payroll month
+    /// ([`MonthlyAttendance`](crate::MonthlyAttendance)), key [`monthly_key`]. Compacted.
+    PayrollMonthly(GroupId),
 }
 
 const RAW_PREFIX: &str = "punches.raw.";
 const QUARANTINE: &str = "punches.quarantine";
 const CHECKED_PREFIX: &str = "punches.checked.";
 const ATTENDANCE_PREFIX: &str = "attendance.daily.";
+const MONTHLY_PREFIX: &str = "payroll.monthly.";
 
 impl Topic {
     /// The Kafka topic name.
@@ -38,6 +42,7 @@ impl Topic {
             Topic::Quarantine => QUARANTINE.to_owned(),
             Topic::Checked(group) => format!("{CHECKED_PREFIX}{group}"),
             Topic::AttendanceDaily(group) => format!("{ATTENDANCE_PREFIX}{group}"),
+            Topic::PayrollMonthly(group) => format!("{MONTHLY_PREFIX}{group}"),
         }
     }
 
@@ -53,35 +58,40 @@ impl Topic {
                 (Topic::Checked, group)
             } else if let Some(group) = name.strip_prefix(ATTENDANCE_PREFIX) {
                 (Topic::AttendanceDaily, group)
+            } else if let Some(group) = name.strip_prefix(MONTHLY_PREFIX) {
+                (Topic::PayrollMonthly, group)
             } else {
                 return None;
             };
         group.parse().ok().map(make)
     }
 
-    /// Whether the topic is created with `cleanup.policy=compact`: only `attendance.daily.*`,
-    /// whose records carry whole-day state, so the latest per key is all a consumer needs.
-    /// Every other topic is an append-only log.
+    /// Whether the topic is created with `cleanup.policy=compact`: only `attendance.daily.*`
+    /// and `payroll.monthly.*`, whose records carry a whole day's or month's state, so the
+    /// latest per key is all a consumer needs. Every other topic is an append-only log.
     pub fn is_compacted(&self) -> bool {
-        matches!(self, Topic::AttendanceDaily(_))
+        matches!(self, Topic::AttendanceDaily(_) | Topic::PayrollMonthly(_))
     }
 
     /// The tenant group of a per-group topic; `None` for the shared quarantine.
     pub fn group(&self) -> Option<&GroupId> {
         match self {
-            Topic::Raw(group) | Topic::Checked(group) | Topic::AttendanceDaily(group) => {
-                Some(group)
-            }
+            Topic::Raw(group)
+            | Topic::Checked(group)
+            | Topic::AttendanceDaily(group)
+            | Topic::PayrollMonthly(group) => Some(group),
             Topic::Quarantine => None,
         }
     }
 
-    /// The per-group topics of `group`, in pipeline order: raw, checked, attendance daily.
-    pub fn for_group(group: &GroupId) -> [Topic; 3] {
+    /// The per-group topics of `group`, in pipeline order: raw, checked, attendance daily,
+    /// payroll monthly.
+    pub fn for_group(group: &GroupId) -> [Topic; 4] {
         [
             Topic::Raw(group.clone()),
             Topic::Checked(group.clone()),
             Topic::AttendanceDaily(group.clone()),
+            Topic::PayrollMonthly(group.clone()),
         ]
     }
 }
@@ -113,6 +123,12 @@ pub fn attendance_key(tenant: &TenantId, employee: &EmployeeId, work_date: Naive
     format!("{tenant}/{employee}/{}", work_date.format("%Y-%m-%d"))
 }
 
+/// Key of `payroll.monthly.<group>`: `<tenant_id>/<employee_id>/<month>` with the payroll
+/// month as `YYYY-MM`; compaction keeps the latest record per employee and month.
+pub fn monthly_key(tenant: &TenantId, employee: &EmployeeId, month: &str) -> String {
+    format!("{tenant}/{employee}/{month}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +148,10 @@ mod tests {
             Topic::AttendanceDaily(g.clone()).to_string(),
             "attendance.daily.tokyo-1"
         );
+        assert_eq!(
+            Topic::PayrollMonthly(g.clone()).name(),
+            "payroll.monthly.tokyo-1"
+        );
     }
 
     #[test]
@@ -144,6 +164,7 @@ mod tests {
             "punches.quarantine.x",
             "punches.checked",
             "attendance.daily.a_b",
+            "payroll.monthly.",
             "__consumer_offsets",
         ] {
             assert_eq!(Topic::parse(name), None, "{name:?}");
@@ -151,9 +172,11 @@ mod tests {
     }
 
     #[test]
-    fn only_attendance_daily_is_compacted() {
+    fn only_the_state_topics_are_compacted() {
         let g = group("g");
-        let [raw, checked, daily] = Topic::for_group(&g);
+        let [raw, checked, daily, monthly] = Topic::for_group(&g);
+        assert_eq!(monthly, Topic::PayrollMonthly(g.clone()));
+        assert!(monthly.is_compacted());
         assert_eq!(raw, Topic::Raw(g.clone()));
         assert_eq!(checked, Topic::Checked(g.clone()));
         assert_eq!(daily, Topic::AttendanceDaily(g.clone()));
@@ -177,6 +200,10 @@ mod tests {
             attendance_key(&tenant, &employee, day),
             "acme/E-7/2020-12-04"
         );
+        assert_eq!(
+            monthly_key(&tenant, &employee, "2026-12"),
+            "acme/E-7/2026-12"
+        );
         Ok(())
     }
 
@@ -186,7 +213,8 @@ mod tests {
             group.clone().prop_map(Topic::Raw),
             Just(Topic::Quarantine),
             group.clone().prop_map(Topic::Checked),
-            group.prop_map(Topic::AttendanceDaily),
+            group.clone().prop_map(Topic::AttendanceDaily),
+            group.prop_map(Topic::PayrollMonthly),
         ]
     }
 

@@ -162,15 +162,25 @@ fn values_the_types_refuse_are_malformed() {
 
 #[test]
 fn absurd_lengths_are_malformed_not_an_allocation() -> Result<(), CodecError> {
-    // An AttendanceDay ending in: anomalies = [] (0), revision = 0, computed_at = 0.
+    // An AttendanceDay ending in: anomalies = [] (0), revision = 0, computed_at = 0, then the
+    // v2 fields all null or false (one byte each: 7 seconds, corrected, rules_version).
     let day = AttendanceDay {
         anomalies: vec![],
         revision: 0,
         computed_at: 0,
+        worked_seconds: None,
+        break_seconds: None,
+        night_seconds: None,
+        holiday_seconds: None,
+        overtime_daily_seconds: None,
+        overtime_weekly_seconds: None,
+        within_statutory_seconds: None,
+        corrected: false,
+        rules_version: None,
         ..attendance_example()
     };
     let bytes = encode(&day)?;
-    let prefix = &bytes[..bytes.len() - 3];
+    let prefix = &bytes[..bytes.len() - 12];
     let zigzag = |n: i64| -> Vec<u8> {
         let mut z = ((n << 1) ^ (n >> 63)) as u64;
         let mut out = vec![];

@@ -12,8 +12,9 @@ use std::{
 use apache_avro::{Schema, schema_compatibility::SchemaCompatibility, types::Value};
 use common::*;
 use dakoku_schemas::{
-    AttendanceDay, AvroRecord, CheckedPunch, CodecError, ParsedSchema, PunchKind, QuarantinedInput,
-    RawPunch, RejectReason, SchemaRegistry, Verdict, catalog, decode, encode,
+    AttendanceDay, AvroRecord, CheckedPunch, CodecError, MonthlyAttendance, ParsedSchema,
+    PunchKind, QuarantinedInput, RawPunch, RejectReason, SchemaRegistry, Verdict, catalog, decode,
+    encode,
 };
 use serde_json::Value as Json;
 
@@ -187,6 +188,7 @@ fn example_datum_and_decoder(name: &str) -> (Vec<u8>, Box<DecodeAsCurrent>) {
         "dakoku.QuarantinedInput" => with(quarantine_example()),
         "dakoku.CheckedPunch" => with(checked_example()),
         "dakoku.AttendanceDay" => with(attendance_example()),
+        "dakoku.MonthlyAttendance" => with(monthly_example()),
         other => panic!("no example for {other}: add one to tests/compat_guard.rs"),
     }
 }
@@ -197,6 +199,7 @@ fn current_schema_of(name: &str) -> &'static ParsedSchema {
         QuarantinedInput::schema(),
         CheckedPunch::schema(),
         AttendanceDay::schema(),
+        MonthlyAttendance::schema(),
     ]
     .into_iter()
     .find(|s| s.name() == name)

@@ -2,8 +2,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use dakoku_schemas::{
-    AttendanceDay, CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, PunchId, PunchKind,
-    QuarantinedInput, RawPunch, RejectReason, TenantId, Verdict,
+    AttendanceDay, CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, MonthlyAttendance, PunchId,
+    PunchKind, QuarantinedInput, RawPunch, RejectReason, TenantId, Verdict,
 };
 use proptest::{collection::vec, option, prelude::*};
 
@@ -78,6 +78,42 @@ pub fn attendance_example() -> AttendanceDay {
         anomalies: vec!["missing_clock_out".into()],
         revision: 3,
         computed_at: 1_607_039_102_000,
+        worked_seconds: Some(0),
+        break_seconds: Some(0),
+        night_seconds: Some(0),
+        holiday_seconds: Some(0),
+        overtime_daily_seconds: Some(0),
+        overtime_weekly_seconds: Some(0),
+        within_statutory_seconds: Some(0),
+        corrected: true,
+        rules_version: Some(2),
+    }
+}
+
+pub fn monthly_example() -> MonthlyAttendance {
+    MonthlyAttendance {
+        tenant_id: id("acme"),
+        employee_id: id("E-0042"),
+        month: "2026-12".into(),
+        first_day: 20_778,
+        last_day: 20_807,
+        days_worked: 21,
+        anomaly_days: 1,
+        worked_seconds: 648_030,
+        break_seconds: 75_600,
+        night_seconds: 25_200,
+        holiday_seconds: 0,
+        within_statutory_seconds: 0,
+        overtime_seconds: 43_230,
+        overtime_over60_seconds: 0,
+        worked_minutes: 10_800,
+        overtime_minutes: 720,
+        overtime_over60_minutes: 0,
+        night_minutes: 420,
+        holiday_minutes: 0,
+        rules_version: 1,
+        revision: 1,
+        computed_at: 1_607_039_102_000,
     }
 }
 
@@ -145,6 +181,11 @@ pub fn attendance_examples() -> Vec<AttendanceDay> {
         anomalies: vec![],
         revision: i64::MAX,
         computed_at: MIN_MILLIS,
+        worked_seconds: Some(i64::MAX),
+        break_seconds: None,
+        night_seconds: Some(i64::MIN),
+        corrected: false,
+        rules_version: None,
         ..attendance_example()
     };
     vec![attendance_example(), edge]
@@ -278,11 +319,17 @@ pub fn attendance_day() -> impl Strategy<Value = AttendanceDay> {
             any::<i64>(),
             millis(),
         ),
+        (
+            any::<[Option<i64>; 7]>(),
+            any::<bool>(),
+            option::of(any::<i64>()),
+        ),
     )
         .prop_map(
             |(
                 (tenant_id, employee_id, work_date, first_in, last_out),
                 ([worked, brk, night, overtime, count], anomalies, revision, computed_at),
+                (seconds, corrected, rules_version),
             )| AttendanceDay {
                 tenant_id,
                 employee_id,
@@ -297,6 +344,58 @@ pub fn attendance_day() -> impl Strategy<Value = AttendanceDay> {
                 anomalies,
                 revision,
                 computed_at,
+                worked_seconds: seconds[0],
+                break_seconds: seconds[1],
+                night_seconds: seconds[2],
+                holiday_seconds: seconds[3],
+                overtime_daily_seconds: seconds[4],
+                overtime_weekly_seconds: seconds[5],
+                within_statutory_seconds: seconds[6],
+                corrected,
+                rules_version,
+            },
+        )
+}
+
+pub fn monthly_attendance() -> impl Strategy<Value = MonthlyAttendance> {
+    (
+        (
+            parsed::<TenantId>("[A-Za-z0-9_-]{1,64}"),
+            parsed::<EmployeeId>("[A-Za-z0-9_.-]{1,64}"),
+            "[0-9]{4}-(0[1-9]|1[0-2])",
+            MIN_DAYS..=MAX_DAYS,
+            MIN_DAYS..=MAX_DAYS,
+            any::<[i32; 2]>(),
+        ),
+        any::<[i64; 15]>(),
+        millis(),
+    )
+        .prop_map(
+            |((tenant_id, employee_id, month, first_day, last_day, [days, anomalies]), n, at)| {
+                MonthlyAttendance {
+                    tenant_id,
+                    employee_id,
+                    month,
+                    first_day,
+                    last_day,
+                    days_worked: days,
+                    anomaly_days: anomalies,
+                    worked_seconds: n[0],
+                    break_seconds: n[1],
+                    night_seconds: n[2],
+                    holiday_seconds: n[3],
+                    within_statutory_seconds: n[4],
+                    overtime_seconds: n[5],
+                    overtime_over60_seconds: n[6],
+                    worked_minutes: n[7],
+                    overtime_minutes: n[8],
+                    overtime_over60_minutes: n[9],
+                    night_minutes: n[10],
+                    holiday_minutes: n[11],
+                    rules_version: n[12],
+                    revision: n[13],
+                    computed_at: at,
+                }
             },
         )
 }
