@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, NaiveTime, Weekday};
 use dakoku_rules::v2::calendar::{Month, work_date};
 use dakoku_rules::v2::rulebook::{MonthlyRounding, RuleVersion, Rulebook};
-use dakoku_rules::v2::window::{Event, merge, needed_dates, pairing_gap, segment_bounds};
+use dakoku_rules::v2::window::{merge, needed_dates, plan};
 use dakoku_rules::v2::{
-    Correction, CorrectionAction, DayFigures, Punch, PunchKind, compute, daily,
+    Correction, CorrectionAction, DayFigures, Punch, PunchKind, compute, correction, daily,
 };
 use proptest::prelude::*;
 
@@ -263,6 +263,7 @@ proptest! {
         punches in punches(),
         picks in correction_picks(),
         late in prop::collection::vec(any::<bool>(), 0..46),
+        load_days in 0u8..4,
     ) {
         let corrections = corrections(&punches, &picks);
         // Some punches and corrections arrive late; a void only after what it names.
@@ -310,33 +311,61 @@ proptest! {
             prop_assert_eq!(before, full);
             return Ok(());
         };
+        // The kept stream after the change, loaded around the change (any window: a plan
+        // that needs more says so), sorted as pairing reads it.
+        let mut kept = correction::apply(&punches, &corrections).punches;
+        kept.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
+        let span = i64::from(load_days) * 86_400;
+        let from = kept.partition_point(|p| p.at < low - span);
+        let to = kept.partition_point(|p| p.at <= high + span);
+        let plan = plan(&rules, &kept[from..to], &touched, (from == 0, to == kept.len()))
+            .map(|p| (p.punches.start + from..p.punches.end + from, p.dates))
+            .or_else(|| plan(&rules, &kept, &touched, (true, true)).map(|p| (p.punches, p.dates)))
+            .expect("the whole history always plans");
+        let (range, window_dates) = plan;
+        let (lo, hi) = match (kept.get(range.start), range.end.checked_sub(1).and_then(|i| kept.get(i))) {
+            (Some(a), Some(b)) if !range.is_empty() => (a.at, b.at),
+            _ => (i64::MAX, i64::MIN),
+        };
+        // The window's input: the punches in it, and voided punches whose own date is one of
+        // its dates (they only mark that date corrected), with their corrections.
         let own = |at: i64| work_date(at, rules.at_instant(at));
-        let mut events: Vec<Event> = punches.iter().map(|p| (p.at, own(p.at))).collect();
-        for c in &corrections {
-            if let CorrectionAction::Add { at, .. } = c.action {
-                events.push((at, own(at)));
-            }
-        }
-        events.sort();
-        let (from, to) = segment_bounds(pairing_gap(&rules), &events, (low, high), (true, true))
-            .expect("complete history");
-        let in_window = |at: i64| (from..=to).contains(&at);
-        let window_punches: Vec<Punch> =
-            punches.iter().filter(|p| in_window(p.at)).cloned().collect();
-        let window_corrections: Vec<Correction> = corrections
+        let voided_here = |at: i64| (window_dates.0..=window_dates.1).contains(&own(at));
+        let in_window = |at: i64| (lo..=hi).contains(&at);
+        let voids: Vec<&str> = corrections
             .iter()
-            .filter(|c| match &c.action {
-                CorrectionAction::Add { at, .. } => in_window(*at),
-                CorrectionAction::Void { target } => instant_of(target).is_some_and(in_window),
+            .filter_map(|c| match &c.action {
+                CorrectionAction::Void { target } => Some(target.as_str()),
+                CorrectionAction::Add { .. } => None,
+            })
+            .collect();
+        // A voided punch counts only on its own date, so it belongs to the window exactly when
+        // that date does, wherever its instant lies.
+        let window_punches: Vec<Punch> = punches
+            .iter()
+            .filter(|p| {
+                if voids.contains(&p.id.as_str()) {
+                    voided_here(p.at)
+                } else {
+                    in_window(p.at)
+                }
             })
             .cloned()
             .collect();
-        let dates: Vec<NaiveDate> =
-            events.iter().filter(|e| in_window(e.0)).map(|e| e.1).collect();
-        let window_dates = (
-            *dates.iter().min().expect("touched events are in the window"),
-            *dates.iter().max().expect("touched events are in the window"),
-        );
+        let window_corrections: Vec<Correction> = corrections
+            .iter()
+            .filter(|c| match &c.action {
+                CorrectionAction::Add { at, .. } => {
+                    if voids.contains(&c.id.as_str()) {
+                        voided_here(*at)
+                    } else {
+                        in_window(*at)
+                    }
+                }
+                CorrectionAction::Void { target } => instant_of(target).is_some_and(voided_here),
+            })
+            .cloned()
+            .collect();
         let (fresh, _) = daily(&rules, &window_punches, &window_corrections);
         let needed = needed_dates(&rules, window_dates);
         let stored: BTreeMap<NaiveDate, DayFigures> = before

@@ -1,18 +1,19 @@
-//! Incremental recompute that equals a full recompute (§4.5). An employee's punches fall into
-//! *segments* separated by quiet gaps longer than [`segment_gap`]: across such a gap no span
-//! stays open (`max_shift` discards it), no double tap reaches, and the work dates on either side
-//! are distinct, so each segment's days depend on its own punches alone. A change recomputes
-//! the segments it touches; then weekly overtime of the days from there to the end of their
-//! weeks, and the months of every day whose figures moved.
+//! Incremental recompute that equals a full recompute (§4.5). [`plan`] picks the run of an
+//! employee's punches a change can affect (the *groups* of segments around it, see there) and
+//! the work dates whose days it replaces; the caller recomputes those days with
+//! [`daily`](crate::v2::daily), then [`merge`] recomputes weekly overtime from there to the
+//! end of their weeks and the months of every day whose figures moved.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Days, NaiveDate};
 
-use crate::v2::calendar::Month;
+use crate::v2::calendar::{Month, work_date};
 use crate::v2::figures::{DayFigures, MonthFigures};
+use crate::v2::pairing::pair;
 use crate::v2::rollup;
 use crate::v2::rulebook::Rulebook;
+use crate::v2::{Punch, PunchKind};
 
 /// Punches further apart than this cannot pair or double-tap across the gap.
 pub fn pairing_gap(rules: &Rulebook) -> i64 {
@@ -24,55 +25,153 @@ pub fn pairing_gap(rules: &Rulebook) -> i64 {
         .unwrap_or(0)
 }
 
-/// One event of an employee's timeline: a kept, voided or added punch's instant and own work
-/// date.
-pub type Event = (i64, NaiveDate);
+/// What a recompute covers: a run of the employee's punches and the work dates whose days it
+/// replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recompute {
+    /// Indexes into the loaded punches: recompute the days of exactly these.
+    pub punches: std::ops::Range<usize>,
+    /// The work dates (inclusive) whose stored days the recomputed ones replace; a stored day
+    /// in them that the recompute does not produce no longer exists.
+    pub dates: (NaiveDate, NaiveDate),
+}
 
-/// The instants `[from, to]` of the segments holding every instant of `touched`, given the
-/// employee's events sorted by instant (the new ones included) as far as the caller loaded
-/// them; `complete` says whether the loaded events reach the start and the end of the history.
-/// A cut between two neighbouring events is clean when they are more than [`pairing_gap`]
-/// apart and every work date before it is earlier than every work date after it. `None` when
-/// no clean cut was found inside the loaded events on a side that is not complete: load more
-/// and ask again.
-pub fn segment_bounds(
-    gap: i64,
-    events: &[Event],
-    touched: (i64, i64),
+/// Plans the recompute of a change at the instants `touched` (punches added, withdrawn or
+/// voided; a removed punch's instant too), given the employee's kept punches `loaded` (sorted
+/// by `at`, `seq`, `id`, the change applied) as far as the caller loaded them; `complete` says
+/// whether they reach the start and the end of the history. `None`: load more and ask again.
+///
+/// The punches fall into *segments* at sync points: between two punches more than the longest
+/// double tap apart where the earlier one is a `clock_out` (after it no span is open, whatever
+/// came before) or the gap exceeds the longest `max_shift` (any open span is discarded). From
+/// a sync point pairing needs nothing earlier, so each segment pairs alone. Segments whose
+/// work dates meet are joined into *groups*; a group's days depend on its punches only. The
+/// plan is the groups around the touched instants, with the dates a removed punch may have
+/// been assigned to.
+pub fn plan(
+    rules: &Rulebook,
+    loaded: &[Punch],
+    touched: &[i64],
     complete: (bool, bool),
-) -> Option<(i64, i64)> {
-    // The latest date up to each event and the earliest from each event on (dates are
-    // monotonic but for a change of time zone between rules versions).
-    let mut latest: Vec<NaiveDate> = events.iter().map(|e| e.1).collect();
-    for k in 1..latest.len() {
-        latest[k] = latest[k].max(latest[k - 1]);
+) -> Option<Recompute> {
+    let (Some(&low), Some(&high)) = (touched.iter().min(), touched.iter().max()) else {
+        return Some(Recompute {
+            punches: 0..0,
+            dates: (NaiveDate::MAX, NaiveDate::MIN),
+        });
+    };
+    let reach = reach(rules);
+    let own = |at: i64| work_date(at, rules.at_instant(at));
+    // A removed punch was assigned to its own date or to that of a span opened since
+    // `reach` before it. Two days more on each side: own dates are monotonic in time but
+    // where a rules version changes the time zone or the day change, by up to a day or two.
+    let margin = Days::new(2);
+    let mut dates = (
+        own(low - reach).min(own(low)) - margin,
+        own(high).max(own(high + reach)) + margin,
+    );
+    let groups = groups(rules, loaded);
+    let mut chosen: Option<(usize, usize)> = None;
+    loop {
+        let before = (chosen, dates);
+        for (k, group) in groups.iter().enumerate() {
+            let near = loaded[group.punches.start].at <= high + reach
+                && loaded[group.punches.end - 1].at >= low - reach;
+            let meets = group.dates.0 <= dates.1 && group.dates.1 >= dates.0;
+            if near || meets {
+                chosen = Some(chosen.map_or((k, k), |(a, b)| (a.min(k), b.max(k))));
+                dates = (dates.0.min(group.dates.0), dates.1.max(group.dates.1));
+            }
+        }
+        if (chosen, dates) == before {
+            break;
+        }
     }
-    let mut earliest: Vec<NaiveDate> = events.iter().map(|e| e.1).collect();
-    for k in (0..earliest.len().saturating_sub(1)).rev() {
-        earliest[k] = earliest[k].min(earliest[k + 1]);
-    }
-    // Between events[i - 1] and events[i].
-    let clean = |i: usize| events[i].0 - events[i - 1].0 > gap && latest[i - 1] < earliest[i];
-    let mut i = events.partition_point(|e| e.0 < touched.0);
-    while i > 0 && !clean(i) {
-        i -= 1;
-    }
-    if i == 0 && !complete.0 {
+    // The loaded punches must reach past the chosen groups on each side (a group not chosen
+    // lies there), or be the whole history on that side: a group beyond what was loaded
+    // might otherwise belong to the change.
+    let (before, after) = match chosen {
+        Some((first, last)) => (first, groups.len() - 1 - last),
+        None => {
+            let before = groups
+                .iter()
+                .filter(|g| loaded[g.punches.end - 1].at < low)
+                .count();
+            (before, groups.len() - before)
+        }
+    };
+    if (before == 0 && !complete.0) || (after == 0 && !complete.1) {
         return None;
     }
-    let mut j = events.partition_point(|e| e.0 <= touched.1);
-    while j < events.len() && !clean(j) {
-        j += 1;
+    let Some((first, last)) = chosen else {
+        // Nothing near: the change removed the only punches there.
+        return Some(Recompute {
+            punches: 0..0,
+            dates,
+        });
+    };
+    Some(Recompute {
+        punches: groups[first].punches.start..groups[last].punches.end,
+        dates,
+    })
+}
+
+/// How far (seconds) one punch's pairing or double tap can reach.
+fn reach(rules: &Rulebook) -> i64 {
+    pairing_gap(rules)
+}
+
+/// A run of segments whose work dates meet.
+struct Group {
+    punches: std::ops::Range<usize>,
+    dates: (NaiveDate, NaiveDate),
+}
+
+/// The groups of `punches` (sorted), in order.
+fn groups(rules: &Rulebook, punches: &[Punch]) -> Vec<Group> {
+    let double_tap = rules
+        .versions()
+        .iter()
+        .map(|v| v.double_tap_seconds)
+        .max()
+        .unwrap_or(0);
+    let max_shift = rules
+        .versions()
+        .iter()
+        .map(|v| v.max_shift_minutes * 60)
+        .max()
+        .unwrap_or(0);
+    let mut out: Vec<Group> = Vec::new();
+    let mut start = 0;
+    for end in 1..=punches.len() {
+        let sync = end == punches.len() || {
+            let (a, b) = (&punches[end - 1], &punches[end]);
+            let gap = b.at - a.at;
+            gap > double_tap && (a.kind == PunchKind::ClockOut || gap > max_shift)
+        };
+        if !sync {
+            continue;
+        }
+        let paired = pair(rules, &punches[start..end]);
+        let (Some(first), Some(last)) = (paired.dates.keys().next(), paired.dates.keys().last())
+        else {
+            start = end;
+            continue;
+        };
+        match out.last_mut() {
+            Some(group) if *first <= group.dates.1 => {
+                group.punches.end = end;
+                group.dates.1 = group.dates.1.max(*last);
+                group.dates.0 = group.dates.0.min(*first);
+            }
+            _ => out.push(Group {
+                punches: start..end,
+                dates: (*first, *last),
+            }),
+        }
+        start = end;
     }
-    if j == events.len() && !complete.1 {
-        return None;
-    }
-    let from = events.get(i).map_or(touched.0, |e| e.0.min(touched.0));
-    let to = j
-        .checked_sub(1)
-        .and_then(|k| events.get(k))
-        .map_or(touched.1, |e| e.0.max(touched.1));
-    Some((from, to))
+    out
 }
 
 /// The result of a recompute: the days to write (`None`: the record no longer exists) and the
