@@ -82,7 +82,10 @@ fn an_old_reader_decodes_a_new_record_without_the_new_fields() -> Result<(), Cod
 fn a_new_reader_decodes_an_old_record_with_the_defaults() -> Result<(), CodecError> {
     let day = attendance_example();
     let bytes = encode(&v1_of(&day))?;
-    assert_eq!(&bytes[2..10], &AttendanceDayV1::schema().fingerprint().to_bytes());
+    assert_eq!(
+        &bytes[2..10],
+        &AttendanceDayV1::schema().fingerprint().to_bytes()
+    );
     let new: AttendanceDay = SchemaRegistry::builtin().decode(&bytes)?;
     assert_eq!(
         new,

@@ -81,5 +81,14 @@ fn attendance_day(
         anomalies: f.anomaly_codes(),
         revision,
         computed_at: now.timestamp_millis(),
+        worked_seconds: None,
+        break_seconds: None,
+        night_seconds: None,
+        holiday_seconds: None,
+        overtime_daily_seconds: None,
+        overtime_weekly_seconds: None,
+        within_statutory_seconds: None,
+        corrected: false,
+        rules_version: None,
     }
 }

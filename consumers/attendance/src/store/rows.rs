@@ -197,6 +197,15 @@ pub(super) fn unpublished_day(row: &Row) -> (AttendanceDay, i64) {
         anomalies,
         revision: row.get(11),
         computed_at: row.get::<_, DateTime<Utc>>(12).timestamp_millis(),
+        worked_seconds: None,
+        break_seconds: None,
+        night_seconds: None,
+        holiday_seconds: None,
+        overtime_daily_seconds: None,
+        overtime_weekly_seconds: None,
+        within_statutory_seconds: None,
+        corrected: false,
+        rules_version: None,
     };
     (day, row.get(13))
 }
