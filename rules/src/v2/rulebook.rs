@@ -733,4 +733,73 @@ mod tests {
             assert_eq!(book.on_date(d(date)), &book.versions()[index]);
         }
     }
+
+    fn any_version() -> impl proptest::strategy::Strategy<Value = RuleVersion> {
+        use proptest::prelude::*;
+        let zones = prop::sample::select(vec![
+            chrono_tz::Asia::Tokyo,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::New_York,
+            chrono_tz::UTC,
+        ]);
+        let time = (0u32..24, 0u32..60, prop::sample::select(vec![0u32, 0, 30]))
+            .prop_map(|(h, m, s)| NaiveTime::from_hms_opt(h, m, s).expect("valid"));
+        let day = (0u8..7).prop_map(|d| Weekday::try_from(d).expect("weekday"));
+        (
+            (
+                0i32..20_000,
+                zones,
+                time.clone(),
+                1i64..=10_080,
+                0i64..=3_600,
+            ),
+            (time.clone(), time, 0i64..=1_440, 0i64..=10_080, day.clone()),
+            (
+                proptest::option::of(day),
+                0i64..=1_440,
+                proptest::option::of(1u32..=28),
+            ),
+            (1u32..=12, 0i64..=44_640, 0i64..=527_040, any::<bool>()),
+        )
+            .prop_filter("night_start and night_end differ", |(_, (a, b, ..), ..)| {
+                a != b
+            })
+            .prop_map(|(a, b, c, d)| RuleVersion {
+                effective_from: NaiveDate::from_num_days_from_ce_opt(730_000 + a.0).expect("date"),
+                time_zone: a.1,
+                day_change: a.2,
+                max_shift_minutes: a.3,
+                double_tap_seconds: a.4,
+                night_start: b.0,
+                night_end: b.1,
+                daily_limit_minutes: b.2,
+                weekly_limit_minutes: b.3,
+                week_start: b.4,
+                legal_holiday: c.0,
+                scheduled_daily_minutes: c.1,
+                closing_day: c.2,
+                agreement_start_month: d.0,
+                agreement_monthly_limit_minutes: d.1,
+                agreement_yearly_limit_minutes: d.2,
+                monthly_rounding: if d.3 {
+                    MonthlyRounding::HalfHourToHour
+                } else {
+                    MonthlyRounding::None
+                },
+            })
+    }
+
+    proptest::proptest! {
+        /// What is stored (and what `rules show` prints) reads back as the same version, and
+        /// every value as shown can be given back as `key=value`.
+        #[test]
+        fn every_version_survives_json_and_key_value_text(v in any_version()) {
+            let json = v.to_json();
+            proptest::prop_assert_eq!(RuleVersion::from_json(0, &json).expect("reads back"), v);
+            for key in KEYS.iter().filter(|k| **k != "effective_from") {
+                let change = RuleChange::new(key, &value_text(&json[*key])).expect("valid text");
+                proptest::prop_assert_eq!(&change.value, &json[*key], "{}", key);
+            }
+        }
+    }
 }
