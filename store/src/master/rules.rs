@@ -461,6 +461,14 @@ fn plan(
     changes: &[RuleChange],
 ) -> Result<Planned, RulesError> {
     for (i, change) in changes.iter().enumerate() {
+        if change.key == "effective_from" {
+            // RuleChange::new refuses it; a change built field by field must not move the date.
+            return Err(RulesError::Rule(RuleError {
+                version: 0,
+                key: change.key.clone(),
+                message: "is the date the version starts, not a rule".into(),
+            }));
+        }
         if changes[..i].iter().any(|c| c.key == change.key) {
             return Err(RulesError::Repeated(change.key.clone()));
         }
@@ -641,6 +649,14 @@ mod tests {
                 &[change("week_start=monday"), change("week_start=friday")]
             )),
             "week_start"
+        );
+        let moved = RuleChange {
+            key: "effective_from".into(),
+            value: Value::from("2027-01-01"),
+        };
+        assert_eq!(
+            key(plan(&first(), date("2026-07-01"), &[moved])),
+            "effective_from"
         );
         assert!(matches!(
             plan(&first(), date("1999-12-31"), &[change("week_start=monday")]),
