@@ -9,7 +9,7 @@ use dakoku_kafka::KafkaArgs;
 
 use crate::commands::{
     attendance, audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck,
-    replay, tenant, topics,
+    replay, rules, tenant, topics,
 };
 
 /// Operate a Dakoku installation: topics, schema, master data, intake, replay and audit.
@@ -56,6 +56,9 @@ pub enum Command {
     /// A tenant's licence: seats and the work dates it is valid on.
     #[command(subcommand)]
     Licence(licence::LicenceCommand),
+    /// Work rules of a tenant, effective-dated: what attendance computes figures with.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
     /// Re-run the licence check of rejected punches after master data is fixed; publishes
     /// an accepted verdict for each that passes now. Idempotent.
     Recheck(recheck::RecheckArgs),
@@ -145,6 +148,7 @@ pub async fn run_with_output(
         Command::Intake(command) => intake::run(command, &db_url, out).await?,
         Command::Employee(command) => employee::run(command, &db_url, out).await?,
         Command::Licence(command) => licence::run(command, &db_url, out).await?,
+        Command::Rules(command) => rules::run(command, &db_url, out).await?,
         Command::Recheck(args) => {
             recheck::run(args, &kafka()?, &db_url, out).await?;
         }

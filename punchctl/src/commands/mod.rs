@@ -14,5 +14,6 @@ pub mod payroll;
 pub mod rebuild;
 pub mod recheck;
 pub mod replay;
+pub mod rules;
 pub mod tenant;
 pub mod topics;

@@ -9,5 +9,6 @@ pub mod lag;
 pub mod payroll;
 pub mod rebuild;
 pub mod replay;
+pub mod rules;
 pub mod token;
 pub mod topics;

@@ -348,6 +348,139 @@ impl RuleVersion {
     }
 }
 
+/// A wall-clock time as the rules file writes it: `HH:MM`, or `HH:MM:SS` when it has seconds.
+fn clock_text(t: NaiveTime) -> String {
+    if t.second() == 0 {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%H:%M:%S").to_string()
+    }
+}
+
+impl RuleVersion {
+    /// The version as a rules-file object with every key of [`KEYS`] (the inverse of
+    /// [`RuleVersion::from_json`]): what is stored, and what `rules show --json` prints.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let number = |n: i64| Value::from(n);
+        let day = |d: Option<Weekday>| d.map_or(Value::Null, |d| Value::from(weekday_name(d)));
+        let mut object = Map::new();
+        for key in KEYS {
+            let value = match *key {
+                "effective_from" => Value::from(self.effective_from.format("%Y-%m-%d").to_string()),
+                "time_zone" => Value::from(self.time_zone.name()),
+                "day_change" => Value::from(clock_text(self.day_change)),
+                "max_shift_minutes" => number(self.max_shift_minutes),
+                "double_tap_seconds" => number(self.double_tap_seconds),
+                "night_start" => Value::from(clock_text(self.night_start)),
+                "night_end" => Value::from(clock_text(self.night_end)),
+                "daily_limit_minutes" => number(self.daily_limit_minutes),
+                "weekly_limit_minutes" => number(self.weekly_limit_minutes),
+                "week_start" => Value::from(weekday_name(self.week_start)),
+                "legal_holiday" => day(self.legal_holiday),
+                "scheduled_daily_minutes" => number(self.scheduled_daily_minutes),
+                "closing_day" => self.closing_day.map_or(Value::Null, Value::from),
+                "agreement_start_month" => Value::from(self.agreement_start_month),
+                "agreement_monthly_limit_minutes" => number(self.agreement_monthly_limit_minutes),
+                "agreement_yearly_limit_minutes" => number(self.agreement_yearly_limit_minutes),
+                _ => Value::from(self.monthly_rounding.as_str()),
+            };
+            object.insert((*key).to_owned(), value);
+        }
+        object
+    }
+}
+
+/// The rules whose value is a whole number in the rules file.
+const NUMBER_KEYS: &[&str] = &[
+    "max_shift_minutes",
+    "double_tap_seconds",
+    "daily_limit_minutes",
+    "weekly_limit_minutes",
+    "scheduled_daily_minutes",
+    "agreement_start_month",
+    "agreement_monthly_limit_minutes",
+    "agreement_yearly_limit_minutes",
+];
+
+/// The rules that may be `null` (none).
+const NULLABLE_KEYS: &[&str] = &["legal_holiday", "closing_day"];
+
+/// One rule given as `key=value` text (an administrator's `punchctl rules set`), its value
+/// typed as the rules file types it and checked as [`RuleVersion::from_json`] checks it.
+///
+/// Numbers are written plainly (`daily_limit_minutes=420`), times and names without quotes
+/// (`night_start=23:00`, `week_start=monday`), and `null` or `none` clears `legal_holiday` or
+/// `closing_day`. `effective_from` is not a rule: it is the date the version starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleChange {
+    /// The rule (a key of [`KEYS`] other than `effective_from`).
+    pub key: String,
+    /// Its value as the rules file holds it.
+    pub value: Value,
+}
+
+impl RuleChange {
+    /// The change of `key` to the value written as `text`; the error names the key.
+    pub fn new(key: &str, text: &str) -> Result<Self, RuleError> {
+        let fail = |message: String| RuleError {
+            version: 0,
+            key: key.to_owned(),
+            message,
+        };
+        if key == "effective_from" {
+            return Err(fail(
+                "is the date a version starts, not a rule; give it as the version's start".into(),
+            ));
+        }
+        let text = text.trim();
+        let value = if NULLABLE_KEYS.contains(&key) && matches!(text, "null" | "none") {
+            Value::Null
+        } else if NUMBER_KEYS.contains(&key) || key == "closing_day" {
+            text.parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| fail(format!("expected a whole number, got {text:?}")))?
+        } else {
+            Value::from(text)
+        };
+        // The same checks as a rules file's, on a version of defaults.
+        let mut probe = RuleVersion::defaults(NaiveDate::MIN);
+        probe.set(&KeyReader { version: 0 }, key, &value)?;
+        Ok(Self {
+            key: key.to_owned(),
+            value,
+        })
+    }
+
+    /// The value as an administrator writes it (`420`, `23:00`, `null`).
+    pub fn value_text(&self) -> String {
+        value_text(&self.value)
+    }
+}
+
+/// A rules-file value as an administrator writes it: strings without quotes.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl FromStr for RuleChange {
+    type Err = RuleError;
+
+    /// `key=value`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once('=') {
+            Some((key, value)) => Self::new(key.trim(), value),
+            None => Err(RuleError {
+                version: 0,
+                key: text.to_owned(),
+                message: "expected key=value, e.g. daily_limit_minutes=420".into(),
+            }),
+        }
+    }
+}
+
 /// A tenant's rules: its versions in `effective_from` order (never empty: no versions means
 /// one version of defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -418,12 +551,15 @@ impl Rulebook {
 
     /// The version in force on a date; before the first, the first.
     pub fn on_date(&self, date: NaiveDate) -> &RuleVersion {
-        let i = self
-            .versions
+        &self.versions[self.index_on(date)]
+    }
+
+    /// The index of the version in force on a date; before the first, the first.
+    pub fn index_on(&self, date: NaiveDate) -> usize {
+        self.versions
             .partition_point(|v| v.effective_from <= date)
             .max(1)
-            - 1;
-        &self.versions[i]
+            - 1
     }
 
     /// The payroll closing day (the same in every version).
@@ -519,5 +655,151 @@ mod tests {
         assert_eq!(r.apply(90), 120);
         assert_eq!(r.apply(629), 600);
         assert_eq!(MonthlyRounding::None.apply(629), 629);
+    }
+
+    #[test]
+    fn to_json_gives_every_key_and_reads_back_the_same_version() {
+        let v = version(
+            r#"{"effective_from": "2026-04-01", "time_zone": "Europe/Berlin", "day_change": "04:30:15",
+                "legal_holiday": "sunday", "closing_day": 20, "week_start": "monday",
+                "monthly_rounding": "half_hour_to_hour", "night_start": "23:00", "night_end": "06:00"}"#,
+        )
+        .expect("valid");
+        let json = v.to_json();
+        assert_eq!(json.keys().count(), KEYS.len());
+        assert_eq!(json["day_change"], "04:30:15");
+        assert_eq!(json["night_start"], "23:00");
+        assert_eq!(json["closing_day"], 20);
+        assert_eq!(RuleVersion::from_json(0, &json).expect("reads back"), v);
+        let defaults = RuleVersion::defaults(v.effective_from);
+        let json = defaults.to_json();
+        assert_eq!(json["legal_holiday"], Value::Null);
+        assert_eq!(json["closing_day"], Value::Null);
+        assert_eq!(json["time_zone"], "Asia/Tokyo");
+        assert_eq!(
+            RuleVersion::from_json(0, &json).expect("reads back"),
+            defaults
+        );
+    }
+
+    #[test]
+    fn key_value_text_takes_the_rules_file_types_and_names_the_key_at_fault() {
+        let change = |s: &str| s.parse::<RuleChange>();
+        assert_eq!(
+            change("daily_limit_minutes=420").expect("valid").value,
+            Value::from(420)
+        );
+        assert_eq!(change("night_start=23:00").expect("valid").value, "23:00");
+        assert_eq!(
+            change("legal_holiday=none").expect("valid").value,
+            Value::Null
+        );
+        assert_eq!(
+            change("closing_day=null").expect("valid").value,
+            Value::Null
+        );
+        assert_eq!(
+            change("closing_day=20").expect("valid").value,
+            Value::from(20)
+        );
+        assert_eq!(change("time_zone=UTC").expect("valid").value_text(), "UTC");
+        assert_eq!(change("closing_day=20").expect("valid").value_text(), "20");
+        for (text, key) in [
+            ("daily_limit_minutes=abc", "daily_limit_minutes"),
+            ("daily_limit_minutes=5000", "daily_limit_minutes"),
+            ("nite_start=22:00", "nite_start"),
+            ("night_start=25:00", "night_start"),
+            ("week_start=sun", "week_start"),
+            ("time_zone=Mars/Base", "time_zone"),
+            ("closing_day=29", "closing_day"),
+            ("max_shift_minutes=null", "max_shift_minutes"),
+            ("monthly_rounding=up", "monthly_rounding"),
+            ("effective_from=2026-01-01", "effective_from"),
+            ("daily_limit_minutes", "daily_limit_minutes"),
+        ] {
+            assert_eq!(change(text).expect_err(text).key, key, "{text}");
+        }
+    }
+
+    #[test]
+    fn index_on_agrees_with_on_date() {
+        let a = version(r#"{"effective_from": "2026-01-01"}"#).expect("valid");
+        let b = version(r#"{"effective_from": "2026-06-01", "daily_limit_minutes": 420}"#)
+            .expect("valid");
+        let book = Rulebook::new(vec![(0, a), (1, b)]).expect("valid");
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        for (date, index) in [("2020-01-01", 0), ("2026-05-31", 0), ("2026-06-01", 1)] {
+            assert_eq!(book.index_on(d(date)), index);
+            assert_eq!(book.on_date(d(date)), &book.versions()[index]);
+        }
+    }
+
+    fn any_version() -> impl proptest::strategy::Strategy<Value = RuleVersion> {
+        use proptest::prelude::*;
+        let zones = prop::sample::select(vec![
+            chrono_tz::Asia::Tokyo,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::New_York,
+            chrono_tz::UTC,
+        ]);
+        let time = (0u32..24, 0u32..60, prop::sample::select(vec![0u32, 0, 30]))
+            .prop_map(|(h, m, s)| NaiveTime::from_hms_opt(h, m, s).expect("valid"));
+        let day = (0u8..7).prop_map(|d| Weekday::try_from(d).expect("weekday"));
+        (
+            (
+                0i32..20_000,
+                zones,
+                time.clone(),
+                1i64..=10_080,
+                0i64..=3_600,
+            ),
+            (time.clone(), time, 0i64..=1_440, 0i64..=10_080, day.clone()),
+            (
+                proptest::option::of(day),
+                0i64..=1_440,
+                proptest::option::of(1u32..=28),
+            ),
+            (1u32..=12, 0i64..=44_640, 0i64..=527_040, any::<bool>()),
+        )
+            .prop_filter("night_start and night_end differ", |(_, (a, b, ..), ..)| {
+                a != b
+            })
+            .prop_map(|(a, b, c, d)| RuleVersion {
+                effective_from: NaiveDate::from_num_days_from_ce_opt(730_000 + a.0).expect("date"),
+                time_zone: a.1,
+                day_change: a.2,
+                max_shift_minutes: a.3,
+                double_tap_seconds: a.4,
+                night_start: b.0,
+                night_end: b.1,
+                daily_limit_minutes: b.2,
+                weekly_limit_minutes: b.3,
+                week_start: b.4,
+                legal_holiday: c.0,
+                scheduled_daily_minutes: c.1,
+                closing_day: c.2,
+                agreement_start_month: d.0,
+                agreement_monthly_limit_minutes: d.1,
+                agreement_yearly_limit_minutes: d.2,
+                monthly_rounding: if d.3 {
+                    MonthlyRounding::HalfHourToHour
+                } else {
+                    MonthlyRounding::None
+                },
+            })
+    }
+
+    proptest::proptest! {
+        /// What is stored (and what `rules show` prints) reads back as the same version, and
+        /// every value as shown can be given back as `key=value`.
+        #[test]
+        fn every_version_survives_json_and_key_value_text(v in any_version()) {
+            let json = v.to_json();
+            proptest::prop_assert_eq!(RuleVersion::from_json(0, &json).expect("reads back"), v);
+            for key in KEYS.iter().filter(|k| **k != "effective_from") {
+                let change = RuleChange::new(key, &value_text(&json[*key])).expect("valid text");
+                proptest::prop_assert_eq!(&change.value, &json[*key], "{}", key);
+            }
+        }
     }
 }

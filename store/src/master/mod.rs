@@ -11,6 +11,7 @@ pub mod employees;
 pub mod licences;
 pub mod outcome;
 pub mod pauses;
+pub mod rules;
 pub mod tenants;
 
 pub use devices::{Device, Revoked, add_device, list_devices, revoke_device};
