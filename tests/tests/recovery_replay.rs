@@ -20,7 +20,7 @@ use dakoku_e2e::recovery::{
     stored_offsets, unfinished_rebuild_row, wait_caught_up, wait_for_members, wait_refused,
     wait_until_idle,
 };
-use dakoku_rules::DayFigures;
+use dakoku_rules::v2::DayFigures;
 use dakoku_schemas::{CardId, CheckedPunch, PunchId, RejectReason, TenantId, Topic, Verdict};
 use dakoku_testkit::days::{
     figures_of, latest_daily, punch_counts, read_days, stored_offsets_total, wait_for_days,
@@ -338,8 +338,8 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
     })
     .await?;
     assert_eq!(
-        topic[&wrong_key].worked_minutes,
-        expected[&wrong_day].worked_minutes
+        topic[&wrong_key].worked_seconds,
+        Some(expected[&wrong_day].worked_seconds)
     );
     consumer.stop().await?;
     world.finish().await

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::assign::AssignContext;
 use super::backoff::Backoff;
 use super::error::ConsumerError;
-use super::publish::{Producer, Publisher};
+use super::publish::{Producer, Publisher, Records};
 use crate::config::Config;
 use crate::decode::{Incoming, Poison, decode_record};
 use crate::metrics::{self, Health};
@@ -88,6 +88,7 @@ pub(crate) async fn run_group(
             shared.producer.clone(),
             group.clone(),
             Topic::AttendanceDaily(group.clone()).name(),
+            Topic::PayrollMonthly(group.clone()).name(),
         ),
         backoff: Backoff::new(
             Duration::from_millis(config.retry_initial_ms),
@@ -359,14 +360,15 @@ impl GroupLoop {
         }
         let store = self.store().await.map_err(|e| e.to_string())?;
         let unpublished = store.unpublished().await;
-        let (days, seq) = unpublished.map_err(|e| {
+        let (days, months, seq) = unpublished.map_err(|e| {
             self.store = None;
             e.to_string()
         })?;
-        if !days.is_empty() {
-            tracing::info!(group = %self.group, days = days.len(),
-                "publishing days committed by an earlier run");
-            self.publisher.publish(&days).await?;
+        let records = Records { days, months };
+        if !records.days.is_empty() || !records.months.is_empty() {
+            tracing::info!(group = %self.group, days = records.days.len(),
+                months = records.months.len(), "publishing records committed by an earlier run");
+            self.publisher.publish(&records).await?;
         }
         if seq > 0 {
             self.publisher.published_through = Some(seq);
@@ -437,12 +439,17 @@ impl GroupLoop {
         tracing::debug!(group = %self.group, records, batch_seq = applied.batch_seq,
             counts = ?applied.counts, "batch committed");
 
-        // Publish after commit (at least once; the compacted topic keeps the latest revision).
+        // Publish after commit (at least once; the compacted topics keep the latest revision).
+        let now = Utc::now();
+        let records = Records {
+            days: applied.changed_days(now),
+            months: applied.changed_months(now),
+        };
         if !self
             .publisher
             .hand_over(
                 applied.batch_seq,
-                applied.changed_days,
+                records,
                 &mut self.backoff,
                 &mut cancel,
             )
