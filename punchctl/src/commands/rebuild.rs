@@ -204,15 +204,17 @@ fn write_after(summary: &mut Summary, plan: &Plan, done: &Executed, group: &Grou
             ),
         );
     }
-    let changed = recomputed.changed + c.days_changed;
+    let changed = recomputed.changed + c.days_changed + c.months_changed;
     summary.line(
         "publish",
         if changed == 0 {
             "nothing changed, nothing to publish".to_owned()
         } else {
             format!(
-                "{changed} changed days go to {} when the attendance service of group {group} starts",
-                Topic::AttendanceDaily(group.clone()).name()
+                "{changed} changed days and months go to {} and {} when the attendance service \
+                 of group {group} starts",
+                Topic::AttendanceDaily(group.clone()).name(),
+                Topic::PayrollMonthly(group.clone()).name()
             )
         },
     );
