@@ -46,7 +46,10 @@ pub async fn read_days(
             .iter()
             .map(|c| Anomaly::parse(c).with_context(|| format!("unknown anomaly {c}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let seconds = |i: usize| row.get::<_, Option<DateTime<Utc>>>(i).map(|t| t.timestamp());
+        let seconds = |i: usize| {
+            row.get::<_, Option<DateTime<Utc>>>(i)
+                .map(|t| t.timestamp())
+        };
         out.insert(
             (row.get(0), row.get(1), row.get(2)),
             DayRow {

@@ -17,6 +17,7 @@ use super::marker::{self, Scope, UnfinishedRebuild};
 use super::outcome::{Applied, Recomputed};
 use super::pipeline::{Pending, pipelined};
 use super::recompute;
+use super::requests::{self, RecomputeRequest};
 use super::rows;
 use super::rulebooks;
 use super::sql::{self, Statements};
@@ -131,10 +132,7 @@ impl Store {
     ) -> Result<(Vec<AttendanceDay>, Vec<MonthlyAttendance>, i64), StoreError> {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&self.group.as_str(), &self.consumer_group];
-        let day_rows = self
-            .client
-            .query(&sql::unpublished_days(), &params)
-            .await?;
+        let day_rows = self.client.query(&sql::unpublished_days(), &params).await?;
         let month_rows = self
             .client
             .query(&sql::unpublished_months(), &params)
@@ -212,14 +210,55 @@ impl Store {
     /// batch: a day or month whose figures changed is upserted with `revision + 1`,
     /// `computed_at = now` and this transaction's batch sequence (so the consumer's outbox
     /// publishes it); an unchanged one is not written. The rebuild's final pass (see
-    /// [`Store::defer_days`]) and a rules change's recompute.
+    /// [`Store::defer_days`]).
     pub async fn recompute(
         &mut self,
         employees: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Recomputed, StoreError> {
+        let applied = self.recompute_records(employees, None, now).await?;
+        Ok(Recomputed {
+            batch_seq: applied.batch_seq,
+            changed: applied.counts.days_changed + applied.counts.months_changed,
+            unchanged: applied.counts.days_unchanged,
+        })
+    }
+
+    /// The group's pending recompute requests (rules changes), oldest first.
+    pub async fn recompute_requests(&self) -> Result<Vec<RecomputeRequest>, StoreError> {
+        let rows = self
+            .client
+            .query(requests::SQL_PENDING, &[&self.group.as_str()])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RecomputeRequest {
+                id: r.get(0),
+                tenant: r.get(1),
+                from: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Every employee of `tenant` with a punch or a record.
+    pub async fn tenant_employees(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client
+            .query(requests::SQL_TENANT_EMPLOYEES, &[&tenant])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// As [`Store::recompute`], returning what changed (to publish); with `served`, the
+    /// request is deleted in the same transaction.
+    pub async fn recompute_records(
+        &mut self,
+        employees: &[(String, String)],
+        served: Option<&RecomputeRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
         let budget = self.statement_timeout;
-        match tokio::time::timeout(budget, self.recompute_inner(employees, now)).await {
+        match tokio::time::timeout(budget, self.recompute_inner(employees, served, now)).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(budget)),
         }
@@ -228,8 +267,9 @@ impl Store {
     async fn recompute_inner(
         &mut self,
         employees: &[(String, String)],
+        served: Option<&RecomputeRequest>,
         now: DateTime<Utc>,
-    ) -> Result<Recomputed, StoreError> {
+    ) -> Result<Applied, StoreError> {
         let keys: Vec<EmployeeKey> = employees
             .iter()
             .map(|(tenant, employee)| EmployeeKey {
@@ -259,12 +299,22 @@ impl Store {
         if !months.is_empty() {
             writes.push(months.upsert(tx, st, group, now_ref, seq_ref));
         }
+        if let Some(request) = served {
+            let (tenant, id) = (&request.tenant, &request.id);
+            writes.push(Box::pin(async move {
+                tx.query(requests::SQL_SERVED, &[tenant, id]).await
+            }));
+        }
         pipelined(writes).await?;
         transaction.commit().await?;
-        Ok(Recomputed {
+        let mut applied = Applied {
             batch_seq,
-            changed: (changes.days.len() + changes.months.len()) as u64,
-            unchanged: changes.unchanged,
-        })
+            ..Applied::default()
+        };
+        applied.counts.days_changed = changes.days.len() as u64;
+        applied.counts.months_changed = changes.months.len() as u64;
+        applied.counts.days_unchanged = changes.unchanged;
+        applied.changes = changes;
+        Ok(applied)
     }
 }

@@ -97,7 +97,14 @@ pub(super) fn incremental(
         day_write(rules, key, date, day, stored_days.get(&date), &mut changes);
     }
     for (month, figures) in delta.months {
-        month_write(rules, key, month, figures, stored_months.get(&month), &mut changes);
+        month_write(
+            rules,
+            key,
+            month,
+            figures,
+            stored_months.get(&month),
+            &mut changes,
+        );
     }
     changes
 }

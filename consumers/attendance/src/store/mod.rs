@@ -53,6 +53,7 @@
 //! - `batch`: one batch's transaction, round trip by round trip.
 //! - `resolve`: which verdict counts (unit-tested case by case).
 //! - `rulebooks`: each tenant's rules as the engine reads them.
+//! - `requests`: recompute requests of rules changes, served by the consumer.
 //! - `recompute`: loading the windows a batch recomputes (or whole histories) and the stored
 //!   records around them.
 //! - `figures`: recomputed days and months against the stored ones; revision policy.
@@ -73,6 +74,7 @@ pub mod marker;
 mod outcome;
 mod pipeline;
 mod recompute;
+mod requests;
 mod resolve;
 mod rows;
 mod rulebooks;
@@ -84,6 +86,7 @@ use self::marker::UnfinishedRebuild;
 
 pub use self::connection::{Store, load_offsets};
 pub use self::outcome::{Applied, Recomputed};
+pub use self::requests::RecomputeRequest;
 pub use self::rows::{figures_of, month_figures_of};
 pub use self::sql::{figure_columns, month_columns};
 pub use crate::counts::Counts;

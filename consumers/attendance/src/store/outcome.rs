@@ -25,7 +25,11 @@ pub struct Applied {
 impl Applied {
     /// The changed days as published on `attendance.daily.<group>`, computed at `now`.
     pub fn changed_days(&self, now: DateTime<Utc>) -> Vec<AttendanceDay> {
-        self.changes.days.iter().map(|d| day_record(d, now)).collect()
+        self.changes
+            .days
+            .iter()
+            .map(|d| day_record(d, now))
+            .collect()
     }
 
     /// The changed months as published on `payroll.monthly.<group>`, computed at `now`.

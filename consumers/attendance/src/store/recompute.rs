@@ -90,7 +90,12 @@ pub(super) async fn incremental(
                 first.is_none_or(|t| t >= from),
                 last.is_none_or(|t| t <= to),
             );
-            match plan(rules_of(rules, &p.key).rulebook(), &loaded, &p.touched, complete) {
+            match plan(
+                rules_of(rules, &p.key).rulebook(),
+                &loaded,
+                &p.touched,
+                complete,
+            ) {
                 Some(recompute) => planned.push((p.key, loaded, recompute)),
                 None => still.push(p),
             }
@@ -101,7 +106,12 @@ pub(super) async fn incremental(
     let needed: BTreeMap<EmployeeKey, (NaiveDate, NaiveDate)> = planned
         .iter()
         .filter(|(_, _, r)| r.dates.0 <= r.dates.1)
-        .map(|(key, _, r)| (key.clone(), needed_dates(rules_of(rules, key).rulebook(), r.dates)))
+        .map(|(key, _, r)| {
+            (
+                key.clone(),
+                needed_dates(rules_of(rules, key).rulebook(), r.dates),
+            )
+        })
         .collect();
     let (mut days, mut months) = load_records(tx, st, &needed).await?;
     let index: HashMap<&EmployeeKey, i64> = needed
@@ -187,7 +197,10 @@ async fn load_windows(
 }
 
 fn bounds_of(rows: &[Row]) -> Bounds {
-    let seconds = |row: &Row, i: usize| row.get::<_, Option<DateTime<Utc>>>(i).map(|t| t.timestamp());
+    let seconds = |row: &Row, i: usize| {
+        row.get::<_, Option<DateTime<Utc>>>(i)
+            .map(|t| t.timestamp())
+    };
     rows.iter()
         .map(|row| (row.get(0), (seconds(row, 1), seconds(row, 2))))
         .collect()

@@ -193,7 +193,9 @@ fn upsert_days() -> String {
             }
         })
         .collect();
-    let arrays: Vec<String> = (0..n).map(|i| format!("${}::bigint[]", first + i)).collect();
+    let arrays: Vec<String> = (0..n)
+        .map(|i| format!("${}::bigint[]", first + i))
+        .collect();
     let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
     let sets: Vec<String> = columns
         .iter()
@@ -249,7 +251,9 @@ fn upsert_months() -> String {
             }
         })
         .collect();
-    let arrays: Vec<String> = (0..n).map(|i| format!("${}::bigint[]", first + i)).collect();
+    let arrays: Vec<String> = (0..n)
+        .map(|i| format!("${}::bigint[]", first + i))
+        .collect();
     let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
     let sets: Vec<String> = columns
         .iter()
@@ -316,6 +320,9 @@ mod tests {
             assert!(stored_months().contains(&format!("m.{}", field.name)));
         }
         let last = format!("${}::bigint[]", 10 + MONTH_FIELDS.len());
-        assert!(months.contains(&last), "one bigint[] parameter per month field");
+        assert!(
+            months.contains(&last),
+            "one bigint[] parameter per month field"
+        );
     }
 }

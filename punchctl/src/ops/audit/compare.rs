@@ -340,7 +340,11 @@ fn differences(stored: &DayFigures, recomputed: &DayFigures) -> Vec<String> {
     field("first_in", time(stored.first_in), time(recomputed.first_in));
     field("last_out", time(stored.last_out), time(recomputed.last_out));
     for f in DAY_FIELDS {
-        field(f.name, (f.get)(stored).to_string(), (f.get)(recomputed).to_string());
+        field(
+            f.name,
+            (f.get)(stored).to_string(),
+            (f.get)(recomputed).to_string(),
+        );
     }
     let codes = |d: &DayFigures| {
         let codes: Vec<&str> = d.anomalies.iter().map(|a| a.as_str()).collect();
