@@ -111,7 +111,7 @@ async fn a_night_shift_is_one_day_of_exact_seconds_and_its_month_is_published() 
     let consumer = world.consumer();
     // 22:00 to 07:00:30 the next morning (past the 05:00 day change), then a day shift with
     // seconds: v1 gave the night 0 minutes and two anomalies, and floored every day.
-    let log = vec![
+    let log = [
         world.punch(1, PunchKind::ClockIn, "2020-12-03T22:00:00")?,
         world.punch(2, PunchKind::ClockOut, "2020-12-04T07:00:30")?,
         world.punch(3, PunchKind::ClockIn, "2020-12-07T09:00:30")?,

@@ -228,7 +228,7 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
     let employees = before
         .keys()
         .map(|(tenant, employee, _)| (tenant, employee))
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<BTreeSet<_>>()
         .len();
     let out = world.punchctl(&["rebuild", "--group", world.g()]).await?;
     assert!(out.contains(&format!("replayed: {total} records")), "{out}");
