@@ -28,7 +28,7 @@ pub struct Counts {
     pub days_unchanged: u64,
     /// Months whose figures changed.
     pub months_changed: u64,
-    /// Double taps ignored (not counted since rules v2; kept for the metric's continuity).
+    /// Punches stored by the batch that the rules ignore as double taps.
     pub double_taps: u64,
 }
 

@@ -87,6 +87,7 @@ impl BatchContext<'_> {
         counts.days_changed += changes.days.len() as u64;
         counts.months_changed += changes.months.len() as u64;
         counts.days_unchanged += changes.unchanged;
+        counts.double_taps += changes.double_taps;
         self.write_records(
             tx,
             &changes,

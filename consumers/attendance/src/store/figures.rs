@@ -57,6 +57,8 @@ pub(crate) struct Changes {
     pub(crate) months: Vec<MonthWrite>,
     /// Records recomputed and found unchanged.
     pub(crate) unchanged: u64,
+    /// Punches of the change ignored as double taps.
+    pub(crate) double_taps: u64,
 }
 
 impl Changes {
@@ -65,17 +67,19 @@ impl Changes {
         self.days.extend(other.days);
         self.months.extend(other.months);
         self.unchanged += other.unchanged;
+        self.double_taps += other.double_taps;
     }
 }
 
 /// The incremental recompute of one employee: `punches` are the loaded kept punches (sorted)
-/// the `plan` was made on; `stored_days` every stored day of
-/// [`window::needed_dates`] of the plan's dates, `stored_months` every stored month of those
-/// days.
+/// the `plan` was made on, for the change at instants `touched`; `stored_days` every stored
+/// day of [`window::needed_dates`] of the plan's dates, `stored_months` every stored month of
+/// those days.
 pub(super) fn incremental(
     rules: &TenantRules,
     key: &EmployeeKey,
     punches: &[Punch],
+    touched: &[i64],
     plan: &Recompute,
     stored_days: &BTreeMap<NaiveDate, StoredDay>,
     stored_months: &BTreeMap<Month, StoredMonth>,
@@ -85,14 +89,17 @@ pub(super) fn incremental(
     if first > last {
         return Changes::default();
     }
-    let (mut fresh, _) = engine::daily(book, &punches[plan.punches.clone()], &[]);
+    let (mut fresh, tapped) = engine::daily_with_taps(book, &punches[plan.punches.clone()], &[]);
     fresh.retain(|date, _| (first..=last).contains(date));
     let stored: BTreeMap<NaiveDate, DayFigures> = stored_days
         .iter()
         .map(|(date, day)| (*date, day.figures.clone()))
         .collect();
     let delta = window::merge(book, &stored, fresh, plan.dates);
-    let mut changes = Changes::default();
+    let mut changes = Changes {
+        double_taps: tapped.iter().filter(|at| touched.contains(at)).count() as u64,
+        ..Changes::default()
+    };
     for (date, day) in delta.days {
         day_write(rules, key, date, day, stored_days.get(&date), &mut changes);
     }

@@ -59,7 +59,7 @@ pub(super) async fn incremental(
             }),
         }
     }
-    let mut planned: Vec<(EmployeeKey, Vec<Punch>, Recompute)> = Vec::new();
+    let mut planned: Vec<(Waiting, Vec<Punch>, Recompute)> = Vec::new();
     // Each round widens the window; the last loads the whole history, which always plans.
     for widen in [1i64, 8, 0] {
         if pending.is_empty() {
@@ -96,7 +96,7 @@ pub(super) async fn incremental(
                 &p.touched,
                 complete,
             ) {
-                Some(recompute) => planned.push((p.key, loaded, recompute)),
+                Some(recompute) => planned.push((p, loaded, recompute)),
                 None => still.push(p),
             }
         }
@@ -106,11 +106,9 @@ pub(super) async fn incremental(
     let needed: BTreeMap<EmployeeKey, (NaiveDate, NaiveDate)> = planned
         .iter()
         .filter(|(_, _, r)| r.dates.0 <= r.dates.1)
-        .map(|(key, _, r)| {
-            (
-                key.clone(),
-                needed_dates(rules_of(rules, key).rulebook(), r.dates),
-            )
+        .map(|(p, _, r)| {
+            let book = rules_of(rules, &p.key).rulebook();
+            (p.key.clone(), needed_dates(book, r.dates))
         })
         .collect();
     let (mut days, mut months) = load_records(tx, st, &needed).await?;
@@ -120,7 +118,8 @@ pub(super) async fn incremental(
         .map(|(i, key)| (key, i64::try_from(i + 1).unwrap_or(i64::MAX)))
         .collect();
     let mut changes = Changes::default();
-    for (key, punches, recompute) in &planned {
+    for (waiting, punches, recompute) in &planned {
+        let key = &waiting.key;
         let i = index.get(key).copied().unwrap_or(0);
         let stored_days = days.remove(&i).unwrap_or_default();
         let stored_months = months.remove(&i).unwrap_or_default();
@@ -128,6 +127,7 @@ pub(super) async fn incremental(
             rules_of(rules, key),
             key,
             punches,
+            &waiting.touched,
             recompute,
             &stored_days,
             &stored_months,
