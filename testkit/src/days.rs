@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use dakoku_rules::{Anomaly, DayFigures};
+use dakoku_rules::v2::{Anomaly, DayFigures};
 use dakoku_schemas::{AttendanceDay, ConsumerGroup, GroupId, Topic};
 
 use crate::database::TestDatabase;
@@ -18,7 +18,7 @@ use crate::wait::eventually;
 /// One `attendance_days` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayRow {
-    /// The figures (contract columns and `double_taps`).
+    /// The figures (exact seconds, first in / last out, punch count, anomalies, corrected).
     pub figures: DayFigures,
     /// The row's revision.
     pub revision: i64,
@@ -32,39 +32,43 @@ pub async fn read_days(
 ) -> anyhow::Result<BTreeMap<DayKey, DayRow>> {
     let rows = client
         .query(
-            "SELECT tenant_id, employee_id, work_date, first_in, last_out, worked_minutes, \
-             break_minutes, night_minutes, overtime_minutes, punch_count, anomalies, \
-             double_taps, revision, group_id FROM attendance_days",
+            "SELECT tenant_id, employee_id, work_date, first_in, last_out, worked_seconds, \
+             break_seconds, night_seconds, holiday_seconds, overtime_daily_seconds, \
+             overtime_weekly_seconds, within_statutory_seconds, punch_count, anomalies, \
+             corrected, revision, group_id FROM attendance_days",
             &[],
         )
         .await?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let codes: Vec<String> = row.get(10);
+        let codes: Vec<String> = row.get(13);
         let anomalies = codes
             .iter()
             .map(|c| Anomaly::parse(c).with_context(|| format!("unknown anomaly {c}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let seconds = |i: usize| {
+            row.get::<_, Option<DateTime<Utc>>>(i)
+                .map(|t| t.timestamp())
+        };
         out.insert(
             (row.get(0), row.get(1), row.get(2)),
             DayRow {
                 figures: DayFigures {
-                    first_in: row
-                        .get::<_, Option<DateTime<Utc>>>(3)
-                        .map(|t| t.timestamp_millis()),
-                    last_out: row
-                        .get::<_, Option<DateTime<Utc>>>(4)
-                        .map(|t| t.timestamp_millis()),
-                    worked_minutes: row.get(5),
-                    break_minutes: row.get(6),
-                    night_minutes: row.get(7),
-                    overtime_minutes: row.get(8),
-                    punch_count: row.get(9),
+                    first_in: seconds(3),
+                    last_out: seconds(4),
+                    worked_seconds: row.get(5),
+                    break_seconds: row.get(6),
+                    night_seconds: row.get(7),
+                    holiday_seconds: row.get(8),
+                    overtime_daily_seconds: row.get(9),
+                    overtime_weekly_seconds: row.get(10),
+                    within_statutory_seconds: row.get(11),
+                    punch_count: i64::from(row.get::<_, i32>(12)),
                     anomalies,
-                    double_taps: row.get(11),
+                    corrected: row.get(14),
                 },
-                revision: row.get(12),
-                group: row.get(13),
+                revision: row.get(15),
+                group: row.get(16),
             },
         );
     }
@@ -183,22 +187,26 @@ pub fn rows_as_topic(rows: &BTreeMap<DayKey, DayRow>) -> BTreeMap<String, (DayFi
         .collect()
 }
 
-/// The figures a published day carries (double taps are not on the topic: taken from `row`).
-pub fn topic_figures(day: &AttendanceDay, double_taps: i32) -> DayFigures {
+/// The figures a published day carries.
+pub fn topic_figures(day: &AttendanceDay) -> DayFigures {
+    let seconds = |s: Option<i64>| s.unwrap_or_default();
     DayFigures {
-        first_in: day.first_in,
-        last_out: day.last_out,
-        worked_minutes: day.worked_minutes,
-        break_minutes: day.break_minutes,
-        night_minutes: day.night_minutes,
-        overtime_minutes: day.overtime_minutes,
-        punch_count: day.punch_count,
+        first_in: day.first_in.map(|t| t.div_euclid(1000)),
+        last_out: day.last_out.map(|t| t.div_euclid(1000)),
+        worked_seconds: seconds(day.worked_seconds),
+        break_seconds: seconds(day.break_seconds),
+        night_seconds: seconds(day.night_seconds),
+        holiday_seconds: seconds(day.holiday_seconds),
+        overtime_daily_seconds: seconds(day.overtime_daily_seconds),
+        overtime_weekly_seconds: seconds(day.overtime_weekly_seconds),
+        within_statutory_seconds: seconds(day.within_statutory_seconds),
+        punch_count: i64::from(day.punch_count),
         anomalies: day
             .anomalies
             .iter()
             .filter_map(|c| Anomaly::parse(c))
             .collect(),
-        double_taps,
+        corrected: day.corrected,
     }
 }
 

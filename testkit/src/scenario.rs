@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Context as _;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZone as _};
 use chrono_tz::Tz;
-use dakoku_rules::{DayFigures, Punch};
+use dakoku_rules::v2::{DayFigures, Punch, RuleVersion, Rulebook, compute};
 use dakoku_schemas::{
     CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, PunchId, PunchKind, TenantId, Verdict,
     VerdictKey,
@@ -290,8 +290,10 @@ pub fn resent(punches: &[CheckedPunch], ratio: f64, seed: u64) -> Vec<CheckedPun
 }
 
 /// The oracle: for each punch the latest verdict (by [`VerdictKey`]) decides; the accepted
-/// ones are grouped by employee and work date and [`dakoku_rules::compute_day`] gives each day. Days
-/// where nothing counts are absent. Independent of Postgres and of the consumer's batching.
+/// ones of each employee go through the rules engine ([`dakoku_rules::v2::compute`]) with the
+/// tenant's calendar (`tz`, `day_change`) and every other rule at its default, as a tenant
+/// added without rules has them. Days where nothing counts are absent. Independent of
+/// Postgres and of the consumer's batching.
 pub fn expected_days(
     verdicts: &[CheckedPunch],
     tz: Tz,
@@ -304,7 +306,7 @@ pub fn expected_days(
             *entry = v;
         }
     }
-    let mut days: BTreeMap<DayKey, Vec<Punch>> = BTreeMap::new();
+    let mut employees: BTreeMap<(String, String), Vec<Punch>> = BTreeMap::new();
     for v in latest.values() {
         if v.verdict != Verdict::Accepted {
             continue;
@@ -312,21 +314,36 @@ pub fn expected_days(
         let Some(employee) = &v.employee_id else {
             continue;
         };
-        days.entry((
-            v.tenant_id.to_string(),
-            employee.to_string(),
-            dakoku_rules::work_date(v.at, tz, day_change),
-        ))
-        .or_default()
-        .push(Punch {
-            punch_id: *v.punch_id.as_uuid(),
-            seq: v.seq,
-            kind: v.kind,
-            at: v.at,
-        });
+        employees
+            .entry((v.tenant_id.to_string(), employee.to_string()))
+            .or_default()
+            .push(Punch {
+                id: v.punch_id.as_uuid().to_string(),
+                seq: v.seq,
+                kind: v.kind,
+                at: v.at.div_euclid(1000),
+                added: false,
+            });
     }
-    days.into_iter()
-        .map(|(key, punches)| (key, dakoku_rules::compute_day(&punches, tz)))
-        .filter(|(_, f)| *f != DayFigures::default())
-        .collect()
+    let rules = rules_of(tz, day_change);
+    let mut days = BTreeMap::new();
+    for ((tenant, employee), punches) in employees {
+        for (date, figures) in compute(&rules, &punches, &[]).days {
+            if figures != DayFigures::default() {
+                days.insert((tenant.clone(), employee.clone(), date), figures);
+            }
+        }
+    }
+    days
+}
+
+/// A tenant's rules as a tenant added with this calendar and no rules of its own has them.
+pub fn rules_of(tz: Tz, day_change: NaiveTime) -> Rulebook {
+    let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN);
+    let version = RuleVersion {
+        time_zone: tz,
+        day_change,
+        ..RuleVersion::defaults(first)
+    };
+    Rulebook::new(vec![(0, version)]).unwrap_or_else(|_| Rulebook::defaults())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use clap::Parser as _;
-use dakoku_rules::DayFigures;
+use dakoku_rules::v2::DayFigures;
 use dakoku_schemas::{GroupId, RawPunch};
 use punchctl::audit::{AuditReport, AuditRequest, NoProgress};
 use uuid::Uuid;

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use chrono::{Datelike as _, NaiveDate};
 use clap::Parser as _;
 use dakoku_e2e::attendance::TestAttendance;
-use dakoku_rules::{Anomaly, DayFigures};
+use dakoku_rules::v2::{Anomaly, DayFigures};
 use dakoku_schemas::{CheckedPunch, PunchKind, QuarantinedInput, RejectReason, Topic, Verdict};
 use dakoku_testkit::days::{
     DayRow, figures_of, latest_daily, punch_counts, read_days, rows_as_topic, stored_offsets_total,
@@ -79,7 +79,7 @@ async fn a_week_of_resent_punches_becomes_the_expected_days_on_the_table_topic_a
     assert!(
         expected
             .values()
-            .any(|f| f.night_minutes > 0 && f.anomalies.is_empty()),
+            .any(|f| f.night_seconds > 0 && f.anomalies.is_empty()),
         "the week has night shifts"
     );
 
@@ -108,7 +108,7 @@ async fn a_week_of_resent_punches_becomes_the_expected_days_on_the_table_topic_a
     for (key, (figures, revision)) in &want {
         let day = latest.get(key).context("day on the topic")?;
         assert_eq!(day.revision, *revision, "{key}");
-        assert_eq!(topic_figures(day, figures.double_taps), *figures, "{key}");
+        assert_eq!(topic_figures(day), *figures, "{key}");
     }
 
     // The payroll CSV matches the table.
@@ -148,11 +148,12 @@ fn expected_csv(
         }
         let f = &row.figures;
         let sums = per_employee.entry(employee.clone()).or_default();
-        sums[0] += i64::from(f.worked_minutes > 0);
-        sums[1] += i64::from(f.worked_minutes);
-        sums[2] += i64::from(f.overtime_minutes);
-        sums[3] += i64::from(f.night_minutes);
-        sums[4] += i64::from(f.break_minutes);
+        // The export sums each day's display minutes (floor of the day's seconds).
+        sums[0] += i64::from(f.worked_seconds / 60 > 0);
+        sums[1] += f.worked_seconds / 60;
+        sums[2] += (f.overtime_daily_seconds + f.overtime_weekly_seconds) / 60;
+        sums[3] += f.night_seconds / 60;
+        sums[4] += f.break_seconds / 60;
         sums[5] += i64::from(!f.anomalies.is_empty());
     }
     per_employee
@@ -312,7 +313,7 @@ async fn the_latest_verdict_of_a_punch_counts_whatever_the_partition_order() -> 
     produce_checked(&world.stack, &world.group.group, &phase1).await?;
     let expected = expected_days(&log, tz, day_change);
     let day_key = expected.keys().next().context("one day")?.clone();
-    assert_eq!(expected[&day_key].worked_minutes, 480);
+    assert_eq!(expected[&day_key].worked_seconds, 28_800);
     let r1 = wait_for_days(&world.db, &expected, WAIT).await?[&day_key].revision;
 
     // Phase 2: the clock-out is re-judged with newer master data and rejected (licence gone):
@@ -324,7 +325,7 @@ async fn the_latest_verdict_of_a_punch_counts_whatever_the_partition_order() -> 
     log.extend(phase2.iter().cloned());
     produce_checked(&world.stack, &world.group.group, &phase2).await?;
     let expected = expected_days(&log, tz, day_change);
-    assert_eq!(expected[&day_key].worked_minutes, 0);
+    assert_eq!(expected[&day_key].worked_seconds, 0);
     assert_eq!(expected[&day_key].anomalies, vec![Anomaly::MissingClockOut]);
     wait_for_days(&world.db, &expected, WAIT).await?;
     // Wait for the stale record's offset too, then check it changed nothing.
@@ -352,7 +353,7 @@ async fn the_latest_verdict_of_a_punch_counts_whatever_the_partition_order() -> 
     log.extend(phase3.iter().cloned());
     produce_checked(&world.stack, &world.group.group, &phase3).await?;
     let expected = expected_days(&log, tz, day_change);
-    assert_eq!(expected[&day_key].worked_minutes, 480);
+    assert_eq!(expected[&day_key].worked_seconds, 28_800);
     wait_for_days(&world.db, &expected, WAIT).await?;
     eventually("phase-3 records applied", WAIT, || async {
         Ok((stored_offsets_total(&world.db, &world.group.group).await? >= 9).then_some(()))
@@ -406,7 +407,7 @@ async fn the_latest_verdict_of_a_punch_counts_whatever_the_partition_order() -> 
         l.get(&key).is_some_and(|d| d.revision >= r5)
     })
     .await?;
-    assert_eq!(topic_figures(&latest[&key], 0), DayFigures::default());
+    assert_eq!(topic_figures(&latest[&key]), DayFigures::default());
 
     consumer.stop().await?;
     world.finish().await
@@ -445,8 +446,8 @@ async fn a_resend_with_different_content_is_kept_aside_and_poison_is_quarantined
     let consumer = world.consumer(|_| {});
     let expected = expected_days(&log, scenario.tz, scenario.day_change);
     assert_eq!(
-        expected.values().next().map(|f| f.worked_minutes),
-        Some(540)
+        expected.values().next().map(|f| f.worked_seconds),
+        Some(540 * 60)
     );
     wait_for_days(&world.db, &expected, WAIT).await?;
     eventually("all four records applied", WAIT, || async {

@@ -20,7 +20,7 @@ use dakoku_e2e::recovery::{
     stored_offsets, unfinished_rebuild_row, wait_caught_up, wait_for_members, wait_refused,
     wait_until_idle,
 };
-use dakoku_rules::DayFigures;
+use dakoku_rules::v2::DayFigures;
 use dakoku_schemas::{CardId, CheckedPunch, PunchId, RejectReason, TenantId, Topic, Verdict};
 use dakoku_testkit::days::{
     figures_of, latest_daily, punch_counts, read_days, stored_offsets_total, wait_for_days,
@@ -225,10 +225,16 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
     assert_eq!(punch_counts(&world.db).await?, counts_before);
 
     // The rebuild of the group: the same table, byte for byte.
+    let employees = before
+        .keys()
+        .map(|(tenant, employee, _)| (tenant, employee))
+        .collect::<BTreeSet<_>>()
+        .len();
     let out = world.punchctl(&["rebuild", "--group", world.g()]).await?;
     assert!(out.contains(&format!("replayed: {total} records")), "{out}");
     assert!(
-        out.contains(&format!("{} recomputed in", before.len())) && out.contains(": 0 changed,"),
+        out.contains(&format!("{employees} employees recomputed in"))
+            && out.contains(": 0 days and months changed,"),
         "{out}"
     );
     assert!(out.contains("publish: nothing changed"), "{out}");
@@ -266,7 +272,8 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
         .clone();
     client
         .execute(
-            "UPDATE attendance_days SET worked_minutes = worked_minutes + 60 \
+            "UPDATE attendance_days SET worked_seconds = worked_seconds + 3600, \
+             worked_minutes = worked_minutes + 60 \
              WHERE tenant_id = $1 AND employee_id = $2 AND work_date = $3",
             &[&wrong_day.0, &wrong_day.1, &wrong_day.2],
         )
@@ -292,9 +299,9 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
     let out = world
         .punchctl(&["rebuild", "--tenant", a.tenant.as_str()])
         .await?;
-    assert!(out.contains(": 2 changed,"), "{out}");
+    assert!(out.contains(": 2 days and months changed,"), "{out}");
     assert!(
-        out.contains("2 changed days go to attendance.daily."),
+        out.contains("2 changed days and months go to attendance.daily."),
         "{out}"
     );
     let rows = read_days(&client).await?;
@@ -338,8 +345,8 @@ async fn rebuild_gives_back_the_same_table_and_repairs_one_tenant_alone() -> any
     })
     .await?;
     assert_eq!(
-        topic[&wrong_key].worked_minutes,
-        expected[&wrong_day].worked_minutes
+        topic[&wrong_key].worked_seconds,
+        Some(expected[&wrong_day].worked_seconds)
     );
     consumer.stop().await?;
     world.finish().await
@@ -424,7 +431,7 @@ async fn an_interrupted_rebuild_stops_the_service_until_it_is_run_again() -> any
     );
     assert!(unfinished_rebuild_row(&world.db, group).await?.is_some());
     let out = world.punchctl(&["rebuild", "--group", world.g()]).await?;
-    assert!(out.contains(": 0 changed,"), "{out}");
+    assert!(out.contains(": 0 days and months changed,"), "{out}");
     assert_eq!(unfinished_rebuild_row(&world.db, group).await?, None);
     assert_eq!(exact_days(&world.db).await?, before, "row for row");
     assert_eq!(punch_counts(&world.db).await?, counts_before);

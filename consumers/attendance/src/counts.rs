@@ -24,9 +24,11 @@ pub struct Counts {
     pub invalid: u64,
     /// Days whose figures changed.
     pub days_changed: u64,
-    /// Days recomputed with no change.
+    /// Days and months recomputed with no change.
     pub days_unchanged: u64,
-    /// Double taps newly ignored (growth of the days' `double_taps`).
+    /// Months whose figures changed.
+    pub months_changed: u64,
+    /// Punches stored by the batch that the rules ignore as double taps.
     pub double_taps: u64,
 }
 
@@ -44,6 +46,7 @@ impl Counts {
         self.invalid += other.invalid;
         self.days_changed += other.days_changed;
         self.days_unchanged += other.days_unchanged;
+        self.months_changed += other.months_changed;
         self.double_taps += other.double_taps;
     }
 }

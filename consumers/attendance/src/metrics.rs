@@ -28,6 +28,8 @@ pub mod name {
     pub const BATCH_RECORDS: &str = "attendance_batch_records";
     /// Attendance days whose figures changed (new revision).
     pub const DAYS_CHANGED: &str = "attendance_days_changed_total";
+    /// Payroll months whose figures changed (new revision).
+    pub const MONTHS_CHANGED: &str = "attendance_months_changed_total";
     /// Double taps ignored (CONTRACT §4: counted in metrics, not in punch_count).
     pub const DOUBLE_TAPS: &str = "attendance_double_taps_ignored_total";
     /// Days published to attendance.daily.
@@ -68,6 +70,7 @@ fn describe() {
     );
     describe_histogram!(name::BATCH_RECORDS, "Records per committed batch.");
     describe_counter!(name::DAYS_CHANGED, "Attendance days given a new revision.");
+    describe_counter!(name::MONTHS_CHANGED, "Payroll months given a new revision.");
     describe_counter!(name::DOUBLE_TAPS, "Double taps ignored.");
     describe_counter!(name::DAYS_PUBLISHED, "Days published to attendance.daily.");
     describe_counter!(
@@ -101,6 +104,7 @@ pub fn batch(group: &GroupId, records: usize, counts: &Counts, elapsed: Duration
         }
     }
     counter!(name::DAYS_CHANGED, "group" => g.clone()).increment(counts.days_changed);
+    counter!(name::MONTHS_CHANGED, "group" => g.clone()).increment(counts.months_changed);
     counter!(name::DOUBLE_TAPS, "group" => g).increment(counts.double_taps);
 }
 

@@ -155,7 +155,7 @@ async fn kill_9_mid_batch_and_restart_gives_the_same_rows_and_every_punch_once()
     for (key, (figures, revision)) in &want {
         let day = &latest[key];
         assert_eq!(
-            (topic_figures(day, figures.double_taps), day.revision),
+            (topic_figures(day), day.revision),
             (figures.clone(), *revision),
             "{key}"
         );

@@ -26,9 +26,10 @@ pub struct RebuildArgs {
     /// Records per replay batch (one Postgres transaction each).
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_records: u32,
-    /// Days recomputed per transaction at the end.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub days_per_transaction: u32,
+    /// Employees recomputed (in full) per transaction at the end.
+    #[arg(long, alias = "days-per-transaction", default_value_t = 200,
+        value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub employees_per_transaction: u32,
     /// Rebuild even though records at the start of the log were deleted (retention): the
     /// punches they held are then gone from the projection for good.
     #[arg(long)]
@@ -97,7 +98,7 @@ pub async fn run(
     let done = execute(
         rebuild,
         args.batch_records as usize,
-        args.days_per_transaction as usize,
+        args.employees_per_transaction as usize,
         &bar,
     )
     .await?;
@@ -177,10 +178,11 @@ fn write_done(summary: &mut Summary, plan: &Plan, done: &Executed, group: &Group
     summary.line(
         "days",
         format!(
-            "{} recomputed in {} ({}/s): {} changed, {} unchanged; {} rows (were {})",
-            recomputed.days,
+            "{} employees recomputed in {} ({}/s): {} days and months changed, {} unchanged; \
+             {} day rows (were {})",
+            recomputed.employees,
             human(done.recompute_took),
-            per_second(recomputed.days, done.recompute_took),
+            per_second(recomputed.employees, done.recompute_took),
             recomputed.changed,
             recomputed.unchanged,
             recomputed.rows_after,
@@ -202,15 +204,17 @@ fn write_after(summary: &mut Summary, plan: &Plan, done: &Executed, group: &Grou
             ),
         );
     }
-    let changed = recomputed.changed + c.days_changed;
+    let changed = recomputed.changed + c.days_changed + c.months_changed;
     summary.line(
         "publish",
         if changed == 0 {
             "nothing changed, nothing to publish".to_owned()
         } else {
             format!(
-                "{changed} changed days go to {} when the attendance service of group {group} starts",
-                Topic::AttendanceDaily(group.clone()).name()
+                "{changed} changed days and months go to {} and {} when the attendance service \
+                 of group {group} starts",
+                Topic::AttendanceDaily(group.clone()).name(),
+                Topic::PayrollMonthly(group.clone()).name()
             )
         },
     );

@@ -171,7 +171,7 @@ pub struct Executed {
 pub async fn execute(
     mut rebuild: Rebuild,
     batch_records: usize,
-    days_per_transaction: usize,
+    employees_per_transaction: usize,
     bar: &Bar,
 ) -> Result<Executed, RebuildError> {
     let clear_started = Instant::now();
@@ -183,7 +183,7 @@ pub async fn execute(
     let replayed = replayed.inspect_err(|_| bar.finish())?;
     let recompute_started = Instant::now();
     let recomputed = rebuild
-        .recompute(days_per_transaction, bar)
+        .recompute(employees_per_transaction, bar)
         .await
         .inspect_err(|_| bar.finish())?;
     let recompute_took = recompute_started.elapsed();

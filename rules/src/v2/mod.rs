@@ -81,6 +81,17 @@ pub fn daily(
     punches: &[Punch],
     corrections: &[Correction],
 ) -> (BTreeMap<NaiveDate, DayFigures>, u64) {
+    let (days, tapped) = daily_with_taps(rules, punches, corrections);
+    (days, tapped.len() as u64)
+}
+
+/// As [`daily`], with the instants of the punches ignored as double taps (a consumer counts
+/// those of the punches it just stored).
+pub fn daily_with_taps(
+    rules: &Rulebook,
+    punches: &[Punch],
+    corrections: &[Correction],
+) -> (BTreeMap<NaiveDate, DayFigures>, Vec<i64>) {
     let applied = correction::apply(punches, corrections);
     let mut kept = applied.punches;
     kept.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
@@ -94,7 +105,7 @@ pub fn daily(
         .iter()
         .map(|(date, tally)| (*date, rollup::day(rules, *date, tally)))
         .collect();
-    (days, paired.double_taps)
+    (days, paired.tapped)
 }
 
 /// Keeps the first of each id.

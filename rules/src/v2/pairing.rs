@@ -79,6 +79,8 @@ pub struct Paired {
     pub dates: BTreeMap<NaiveDate, Tally>,
     /// Punches ignored as double taps.
     pub double_taps: u64,
+    /// The instants of the punches ignored as double taps.
+    pub tapped: Vec<i64>,
 }
 
 /// A span being worked.
@@ -103,6 +105,7 @@ pub fn pair(rules: &Rulebook, punches: &[Punch]) -> Paired {
             && punch.at - at <= rules.on_date(own).double_tap_seconds
         {
             out.double_taps += 1;
+            out.tapped.push(punch.at);
             continue;
         }
         previous = Some((punch.kind, punch.at));

@@ -25,7 +25,8 @@
 //! # Layout
 //! - `run`: the loop (reader and writer tasks, batching, the batch's retries, shutdown).
 //! - `assign`: the rebalance callback that assigns partitions at the stored offsets.
-//! - `publish`: the producer and the outbox of committed days.
+//! - `publish`: the producer and the outbox of committed days and months.
+//! - `rules_change`: serving the recompute requests of rules changes between batches.
 //! - `backoff`: the retry delay.
 //! - `error`: [`ConsumerError`].
 
@@ -33,6 +34,7 @@ mod assign;
 mod backoff;
 mod error;
 mod publish;
+mod rules_change;
 mod run;
 
 pub use self::error::ConsumerError;

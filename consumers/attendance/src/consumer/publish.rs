@@ -1,13 +1,16 @@
-//! Publishing: the producer of `attendance.daily.<group>` and `punches.quarantine`, and the
-//! outbox of one group: a committed batch's days are handed to Kafka and confirmed while the
-//! next batch is written; the publish mark moves in batch order.
+//! Publishing: the producer of `attendance.daily.<group>`, `payroll.monthly.<group>` and
+//! `punches.quarantine`, and the outbox of one group: a committed batch's days and months are
+//! handed to Kafka and confirmed while the next batch is written; the publish mark moves in
+//! batch order.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use dakoku_kafka::{ClientFactory, FutureProducer};
-use dakoku_schemas::{AttendanceDay, GroupId, attendance_key, encode};
+use dakoku_schemas::{
+    AttendanceDay, GroupId, MonthlyAttendance, attendance_key, encode, monthly_key,
+};
 use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer as _};
 
 use super::backoff::Backoff;
@@ -81,10 +84,27 @@ impl Producer {
     }
 }
 
-/// Days of a committed batch handed to Kafka, not yet confirmed.
+/// The records of one committed batch (or of the outbox at start-up).
+#[derive(Debug, Default)]
+pub(super) struct Records {
+    pub(super) days: Vec<AttendanceDay>,
+    pub(super) months: Vec<MonthlyAttendance>,
+}
+
+impl Records {
+    fn is_empty(&self) -> bool {
+        self.days.is_empty() && self.months.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.days.len() + self.months.len()
+    }
+}
+
+/// Records of a committed batch handed to Kafka, not yet confirmed.
 struct InFlight {
     batch_seq: i64,
-    days: Vec<AttendanceDay>,
+    records: Records,
     deliveries: Vec<DeliveryFuture>,
 }
 
@@ -93,7 +113,8 @@ pub(super) struct Publisher {
     producer: Producer,
     group: GroupId,
     daily_topic: String,
-    /// Every day changed by batches up to this one has been published.
+    monthly_topic: String,
+    /// Every record changed by batches up to this one has been published.
     pub(super) published_through: Option<i64>,
     /// The last batch's days, handed to Kafka and awaiting confirmation while the next batch
     /// is written.
@@ -101,11 +122,17 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    pub(super) fn new(producer: Producer, group: GroupId, daily_topic: String) -> Self {
+    pub(super) fn new(
+        producer: Producer,
+        group: GroupId,
+        daily_topic: String,
+        monthly_topic: String,
+    ) -> Self {
         Self {
             producer,
             group,
             daily_topic,
+            monthly_topic,
             published_through: None,
             publishing: None,
         }
@@ -116,51 +143,59 @@ impl Publisher {
         self.publishing.is_some()
     }
 
-    /// Sends `days` and waits until Kafka has them all.
-    pub(super) async fn publish(&self, days: &[AttendanceDay]) -> Result<(), String> {
-        let deliveries = self.enqueue_days(days)?;
+    /// Sends `records` and waits until Kafka has them all.
+    pub(super) async fn publish(&self, records: &Records) -> Result<(), String> {
+        let deliveries = self.enqueue(records)?;
         Producer::confirmed(deliveries).await?;
-        metrics::published(&self.group, days.len());
+        metrics::published(&self.group, records.len());
         Ok(())
     }
 
-    /// Hands `days` to the producer, keyed `<tenant>/<employee>/<date>`.
-    fn enqueue_days(&self, days: &[AttendanceDay]) -> Result<Vec<DeliveryFuture>, String> {
-        let mut records = Vec::with_capacity(days.len());
-        for day in days {
+    /// Hands the records to the producer: days keyed `<tenant>/<employee>/<date>`, months
+    /// `<tenant>/<employee>/<month>`.
+    fn enqueue(&self, records: &Records) -> Result<Vec<DeliveryFuture>, String> {
+        let mut days = Vec::with_capacity(records.days.len());
+        for day in &records.days {
             let Some(date) = day.work_date() else {
                 continue;
             };
             let key = attendance_key(&day.tenant_id, &day.employee_id, date);
-            records.push((key, encode(day).map_err(|e| e.to_string())?));
+            days.push((key, encode(day).map_err(|e| e.to_string())?));
         }
-        self.producer.enqueue(&self.daily_topic, &records)
+        let mut months = Vec::with_capacity(records.months.len());
+        for month in &records.months {
+            let key = monthly_key(&month.tenant_id, &month.employee_id, &month.month);
+            months.push((key, encode(month).map_err(|e| e.to_string())?));
+        }
+        let mut deliveries = self.producer.enqueue(&self.daily_topic, &days)?;
+        deliveries.extend(self.producer.enqueue(&self.monthly_topic, &months)?);
+        Ok(deliveries)
     }
 
-    /// After the commit of batch `batch_seq`: confirms the previous batch's days first (the
-    /// publish mark moves in batch order), then hands this batch's `days` over, to be
-    /// confirmed while the next batch is written. False if `cancel` fired first (the days
+    /// After the commit of batch `batch_seq`: confirms the previous batch's records first (the
+    /// publish mark moves in batch order), then hands this batch's `records` over, to be
+    /// confirmed while the next batch is written. False if `cancel` fired first (the records
     /// are committed; the next start publishes them).
     pub(super) async fn hand_over(
         &mut self,
         batch_seq: i64,
-        days: Vec<AttendanceDay>,
+        records: Records,
         backoff: &mut Backoff,
         cancel: &mut Pin<&mut impl Future<Output = ()>>,
     ) -> bool {
         if !self.confirm(backoff, cancel).await {
             return false;
         }
-        let handed = if days.is_empty() {
+        let handed = if records.is_empty() {
             Ok(Vec::new())
         } else {
-            self.enqueue_days(&days)
+            self.enqueue(&records)
         };
         match handed {
             Ok(deliveries) => {
                 self.publishing = Some(InFlight {
                     batch_seq,
-                    days,
+                    records,
                     deliveries,
                 });
                 true
@@ -168,10 +203,10 @@ impl Publisher {
             Err(error) => {
                 metrics::retry(&self.group, "publish");
                 tracing::warn!(group = %self.group, %error,
-                    "handing attendance days to Kafka failed; retrying");
+                    "handing attendance records to Kafka failed; retrying");
                 self.publishing = Some(InFlight {
                     batch_seq,
-                    days,
+                    records,
                     deliveries: Vec::new(),
                 });
                 self.confirm_retrying(backoff, cancel, true).await
@@ -200,12 +235,12 @@ impl Publisher {
         };
         loop {
             let result = if resend {
-                self.publish(&in_flight.days).await
+                self.publish(&in_flight.records).await
             } else {
                 let deliveries = std::mem::take(&mut in_flight.deliveries);
                 let confirmed = Producer::confirmed(deliveries).await;
                 if confirmed.is_ok() {
-                    metrics::published(&self.group, in_flight.days.len());
+                    metrics::published(&self.group, in_flight.records.len());
                 }
                 confirmed
             };
@@ -214,7 +249,7 @@ impl Publisher {
                 Err(error) => {
                     metrics::retry(&self.group, "publish");
                     tracing::warn!(group = %self.group, %error,
-                        "publishing attendance days failed; retrying");
+                        "publishing attendance records failed; retrying");
                     resend = true;
                     if !backoff.wait(cancel).await {
                         self.publishing = Some(in_flight);

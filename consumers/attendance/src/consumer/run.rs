@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 use super::assign::AssignContext;
 use super::backoff::Backoff;
 use super::error::ConsumerError;
-use super::publish::{Producer, Publisher};
+use super::publish::{Producer, Publisher, Records};
+use super::rules_change;
 use crate::config::Config;
 use crate::decode::{Incoming, Poison, decode_record};
 use crate::metrics::{self, Health};
@@ -36,6 +37,9 @@ pub(crate) struct Shared {
 }
 
 /// One tenant group's consumer.
+/// How often the group looks for recompute requests (rules changes).
+const REQUESTS_EVERY: Duration = Duration::from_secs(1);
+
 struct GroupLoop {
     shared: Arc<Shared>,
     group: GroupId,
@@ -88,6 +92,7 @@ pub(crate) async fn run_group(
             shared.producer.clone(),
             group.clone(),
             Topic::AttendanceDaily(group.clone()).name(),
+            Topic::PayrollMonthly(group.clone()).name(),
         ),
         backoff: Backoff::new(
             Duration::from_millis(config.retry_initial_ms),
@@ -236,12 +241,20 @@ impl GroupLoop {
     ) -> Result<(), ConsumerError> {
         let max_records = self.shared.config.batch_max_records;
         let max_wait = self.shared.config.batch_max_wait();
+        let mut requests = tokio::time::interval(REQUESTS_EVERY);
+        requests.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.batch_started.map(|t| t + max_wait);
             let flush = tokio::select! {
                 biased;
                 _ = stop.changed() => return Ok(()),
                 () = sleep_until(deadline), if deadline.is_some() => true,
+                _ = requests.tick() => {
+                    if !self.serve_requests(wait_for_stop(stop.clone())).await {
+                        return Ok(());
+                    }
+                    false
+                }
                 item = feed.recv() => match item {
                     None => return Ok(()),
                     Some(Feed::Rebalanced) => {
@@ -299,6 +312,31 @@ impl GroupLoop {
             tracing::debug!(group = %group, %error, "publish mark not stored; the next start republishes");
         }
         result
+    }
+
+    /// Serves pending recompute requests (rules changes); false if `cancel` fired. A failure
+    /// is logged and retried at the next tick.
+    async fn serve_requests(&mut self, cancel: impl Future<Output = ()>) -> bool {
+        let mut cancel = std::pin::pin!(cancel);
+        if let Err(error) = self.store().await {
+            tracing::debug!(group = %self.group, %error, "recompute requests not checked");
+            return true;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return true;
+        };
+        match rules_change::serve(store, &mut self.publisher, &mut self.backoff, &mut cancel).await
+        {
+            Ok(served) => served,
+            Err(error) => {
+                if error.connection_lost() {
+                    self.store = None;
+                }
+                tracing::warn!(group = %self.group, %error,
+                    "serving a rules change's recompute failed; retrying shortly");
+                true
+            }
+        }
     }
 
     fn clear_batch(&mut self) {
@@ -359,14 +397,15 @@ impl GroupLoop {
         }
         let store = self.store().await.map_err(|e| e.to_string())?;
         let unpublished = store.unpublished().await;
-        let (days, seq) = unpublished.map_err(|e| {
+        let (days, months, seq) = unpublished.map_err(|e| {
             self.store = None;
             e.to_string()
         })?;
-        if !days.is_empty() {
-            tracing::info!(group = %self.group, days = days.len(),
-                "publishing days committed by an earlier run");
-            self.publisher.publish(&days).await?;
+        let records = Records { days, months };
+        if !records.days.is_empty() || !records.months.is_empty() {
+            tracing::info!(group = %self.group, days = records.days.len(),
+                months = records.months.len(), "publishing records committed by an earlier run");
+            self.publisher.publish(&records).await?;
         }
         if seq > 0 {
             self.publisher.published_through = Some(seq);
@@ -437,15 +476,15 @@ impl GroupLoop {
         tracing::debug!(group = %self.group, records, batch_seq = applied.batch_seq,
             counts = ?applied.counts, "batch committed");
 
-        // Publish after commit (at least once; the compacted topic keeps the latest revision).
+        // Publish after commit (at least once; the compacted topics keep the latest revision).
+        let now = Utc::now();
+        let records = Records {
+            days: applied.changed_days(now),
+            months: applied.changed_months(now),
+        };
         if !self
             .publisher
-            .hand_over(
-                applied.batch_seq,
-                applied.changed_days,
-                &mut self.backoff,
-                &mut cancel,
-            )
+            .hand_over(applied.batch_seq, records, &mut self.backoff, &mut cancel)
             .await
         {
             // Committed but unpublished: the next start publishes them.

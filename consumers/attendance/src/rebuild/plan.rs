@@ -138,12 +138,12 @@ pub struct Replayed {
 /// What the recompute did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recomputed {
-    /// Days recomputed (every day of the scope with a punch or a row).
-    pub days: u64,
-    /// Days whose figures changed, new and emptied ones included: written with a new revision;
-    /// the attendance service publishes them when it starts (its outbox).
+    /// Employees recomputed in full (every employee of the scope with a punch or a record).
+    pub employees: u64,
+    /// Days and months whose figures changed, new and emptied ones included: written with a
+    /// new revision; the attendance service publishes them when it starts (its outbox).
     pub changed: u64,
-    /// Days whose rows were already right: left exactly as they were.
+    /// Days and months whose rows were already right: left exactly as they were.
     pub unchanged: u64,
     /// Rows of the scope in `attendance_days` afterwards.
     pub rows_after: u64,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use dakoku_kafka::{ClientFactory, FutureProducer};
 use dakoku_schemas::{ConsumerGroup, Topic};
 use tokio::sync::mpsc;
@@ -16,7 +16,7 @@ use super::plan::{
 use super::read;
 use super::sql::{
     SQL_CLEAR_CONFLICTS, SQL_CLEAR_PUNCHES, SQL_CLEAR_REJECTIONS, SQL_SCOPE_DAY_ROWS,
-    SQL_SCOPE_DAYS, SQL_SCOPE_ROWS, SQL_TRY_LOCK, SQL_UNLOCK,
+    SQL_SCOPE_EMPLOYEES, SQL_SCOPE_ROWS, SQL_TRY_LOCK, SQL_UNLOCK,
 };
 use crate::decode::Incoming;
 use crate::store::Store;
@@ -240,35 +240,36 @@ impl Rebuild {
             .is_none_or(|stored| record.offset >= stored)
     }
 
-    /// Recomputes every day of the scope (every day with a punch or a row), `chunk_days` per
-    /// transaction; once all of them have committed, the rebuild is no longer unfinished (its
-    /// row of `attendance_rebuilds` is deleted: the attendance service may consume the group
-    /// again). Interrupted before, the row stays and the rebuild must run again.
+    /// Recomputes every employee of the scope (every employee with a punch or a record) in
+    /// full, `chunk` employees per transaction; once all of them have committed, the rebuild
+    /// is no longer unfinished (its row of `attendance_rebuilds` is deleted: the attendance
+    /// service may consume the group again). Interrupted before, the row stays and the
+    /// rebuild must run again.
     pub async fn recompute(
         &mut self,
-        chunk_days: usize,
+        chunk: usize,
         progress: &dyn Progress,
     ) -> Result<Recomputed, RebuildError> {
         let group = self.plan.group.as_str();
         let tenant = self.plan.scope.tenant();
-        let days: Vec<(String, String, NaiveDate)> = self
+        let employees: Vec<(String, String)> = self
             .store
             .client_mut()
-            .query(SQL_SCOPE_DAYS, &[&group, &tenant])
+            .query(SQL_SCOPE_EMPLOYEES, &[&group, &tenant])
             .await?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
-        progress.stage("recomputing days", days.len() as u64);
+        progress.stage("recomputing employees", employees.len() as u64);
         let mut done = Recomputed {
-            days: days.len() as u64,
+            employees: employees.len() as u64,
             ..Recomputed::default()
         };
-        for chunk in days.chunks(chunk_days.max(1)) {
-            let recomputed = self.store.recompute(chunk, Utc::now()).await?;
+        for part in employees.chunks(chunk.max(1)) {
+            let recomputed = self.store.recompute(part, Utc::now()).await?;
             done.changed += recomputed.changed;
             done.unchanged += recomputed.unchanged;
-            progress.advance(chunk.len() as u64);
+            progress.advance(part.len() as u64);
         }
         // Only now: a crash between the last chunk and this delete leaves the row, and the
         // rebuild run again finds every day already right.
@@ -279,9 +280,9 @@ impl Rebuild {
         tracing::info!(
             group,
             tenant,
-            days = done.days,
+            employees = done.employees,
             changed = done.changed,
-            "rebuild: every day recomputed; the group may be consumed again"
+            "rebuild: every employee recomputed; the group may be consumed again"
         );
         let rows = self
             .store

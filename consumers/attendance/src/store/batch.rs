@@ -1,25 +1,26 @@
-//! One batch's transaction: four pipelined round trips (read under the group's lock; write
-//! the punches and read the touched days; write the days, the offsets and the publish mark).
-//! The caller commits.
+//! One batch's transaction, in pipelined round trips: read under the group's lock; write the
+//! punches; load the touched employees' windows and stored records (more rounds only when a
+//! window must widen); write the days, months, offsets and publish mark. The caller commits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use dakoku_rules::Calendar;
 use dakoku_schemas::GroupId;
 use dakoku_store::offsets;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
-use super::columns::{DayColumns, PunchWrites};
-use super::days::recompute_days;
-use super::keys::{DayKey, DayKeys};
+use super::columns::{DayColumns, MonthColumns, PunchWrites};
+use super::figures::Changes;
+use super::keys::Touch;
 use super::marker::{self, Scope};
 use super::outcome::Applied;
 use super::pipeline::{Pending, pipelined};
+use super::recompute;
 use super::resolve::{PunchState, resolve};
 use super::rows;
+use super::rulebooks::{self, TenantRules};
 use super::sql::Statements;
 use crate::counts::Counts;
 use crate::decode::Incoming;
@@ -38,7 +39,6 @@ struct StoredRows {
     lock: Vec<Row>,
     unfinished: Vec<Row>,
     offsets: Vec<Row>,
-    tenants: Vec<Row>,
     punches: Vec<Row>,
     rejections: Vec<Row>,
 }
@@ -53,7 +53,7 @@ impl BatchContext<'_> {
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
         let (tenant_ids, ids) = batch_ids(batch);
-        let stored = self.read_stored(tx, &tenant_ids, &ids).await?;
+        let stored = self.read_stored(tx, &ids).await?;
         // The rebuild's own replay (days deferred) runs while its row exists; nobody else may.
         if self.deferred.is_none()
             && let Some(row) = stored.unfinished.first()
@@ -75,29 +75,29 @@ impl BatchContext<'_> {
             }
             return Ok(applied);
         }
-        let calendars = rows::calendars(&stored.tenants, &tenant_ids);
+        let rules = rulebooks::load(tx, &tenant_ids).await?;
         let mut states = rows::load_states(&stored.punches, &stored.rejections);
-        let (mut touched, conflicts) = resolve_all(&fresh, &mut states, &calendars, counts);
-        // A rebuild recomputes the days it rebuilds once, at its end (crate::rebuild).
+        let (mut touched, conflicts) = resolve_all(&fresh, &mut states, &rules, counts);
+        // A rebuild recomputes the employees it rebuilds once, at its end (crate::rebuild).
         if let Some(scope) = self.deferred {
-            touched.retain(|day| !scope.covers(&day.tenant));
+            touched.retain(|touch| !scope.covers(&touch.employee.tenant));
         }
-
-        let (punch_rows, day_rows) = self
-            .write_punches(tx, &states, &conflicts, &touched)
-            .await?;
-        let (days, columns) =
-            recompute_days(&touched, &punch_rows, &day_rows, &calendars, now, counts);
-        applied.changed_days = days;
-        self.write_days(
+        self.write_punches(tx, &states, &conflicts).await?;
+        let changes = recompute::incremental(tx, self.st, &rules, &touched).await?;
+        counts.days_changed += changes.days.len() as u64;
+        counts.months_changed += changes.months.len() as u64;
+        counts.days_unchanged += changes.unchanged;
+        counts.double_taps += changes.double_taps;
+        self.write_records(
             tx,
-            &columns,
+            &changes,
             &next,
             published_through,
             now,
             applied.batch_seq,
         )
         .await?;
+        applied.changes = changes;
         applied.offsets = next;
         Ok(applied)
     }
@@ -109,7 +109,6 @@ impl BatchContext<'_> {
     async fn read_stored(
         &self,
         tx: &Transaction<'_>,
-        tenant_ids: &[&str],
         ids: &[Uuid],
     ) -> Result<StoredRows, StoreError> {
         let st = self.st;
@@ -119,7 +118,6 @@ impl BatchContext<'_> {
             Box::pin(async move { tx.query(&st.lock, &[&cg]).await }),
             Box::pin(async move { tx.query(&st.unfinished, &[&cg]).await }),
             Box::pin(async move { tx.query(&st.offsets, &[&cg, &topic]).await }),
-            Box::pin(async move { tx.query(&st.tenants, &[&tenant_ids]).await }),
             Box::pin(async move { tx.query(&st.punches, &[&ids]).await }),
             Box::pin(async move { tx.query(&st.rejections, &[&ids]).await }),
         ];
@@ -129,46 +127,29 @@ impl BatchContext<'_> {
             lock: next_rows(),
             unfinished: next_rows(),
             offsets: next_rows(),
-            tenants: next_rows(),
             punches: next_rows(),
             rejections: next_rows(),
         })
     }
 
-    /// Round trip 2: the punch writes, then (seeing them) the touched days' punches and rows.
+    /// Round trip 2: the punch writes.
     async fn write_punches<'a>(
         &self,
         tx: &Transaction<'_>,
         states: &HashMap<Uuid, PunchState<'a>>,
         conflicts: &[&'a Incoming],
-        touched: &BTreeSet<DayKey>,
-    ) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
-        let st = self.st;
+    ) -> Result<(), StoreError> {
         let writes = PunchWrites::of(states, conflicts);
-        let keys = &DayKeys::of(touched);
-        let mut statements = writes.statements(st, self.group.as_str(), self.topic, tx);
-        statements.push(Box::pin(async move {
-            tx.query(
-                &st.day_punches,
-                &[&keys.tenants, &keys.employees, &keys.dates],
-            )
-            .await
-        }));
-        statements.push(Box::pin(async move {
-            tx.query(&st.days, &[&keys.tenants, &keys.employees, &keys.dates])
-                .await
-        }));
-        let mut results = pipelined(statements).await?;
-        let day_rows = results.pop().unwrap_or_default();
-        let punch_rows = results.pop().unwrap_or_default();
-        Ok((punch_rows, day_rows))
+        let statements = writes.statements(self.st, self.group.as_str(), self.topic, tx);
+        pipelined(statements).await?;
+        Ok(())
     }
 
-    /// Round trip 3: the days, the offsets and the publish mark.
-    async fn write_days(
+    /// The last round trip: the days, the months, the offsets and the publish mark.
+    async fn write_records(
         &self,
         tx: &Transaction<'_>,
-        columns: &DayColumns,
+        changes: &Changes,
         next: &BTreeMap<i32, i64>,
         published_through: Option<i64>,
         now: DateTime<Utc>,
@@ -177,9 +158,16 @@ impl BatchContext<'_> {
         let st = self.st;
         let (cg, topic) = (self.consumer_group, self.topic);
         let (parts, offs): (Vec<i32>, Vec<i64>) = next.iter().map(|(p, o)| (*p, *o)).unzip();
-        let mut statements: Vec<Pending<'_>> = Vec::with_capacity(3);
-        if !columns.tenant.is_empty() {
-            statements.push(columns.upsert(tx, st, self.group.as_str(), now, batch_seq));
+        let days = DayColumns::of(&changes.days);
+        let months = MonthColumns::of(&changes.months);
+        let (now, batch_seq) = (&now, &batch_seq);
+        let group = self.group.as_str();
+        let mut statements: Vec<Pending<'_>> = Vec::with_capacity(4);
+        if !days.is_empty() {
+            statements.push(days.upsert(tx, st, group, now, batch_seq));
+        }
+        if !months.is_empty() {
+            statements.push(months.upsert(tx, st, group, now, batch_seq));
         }
         let (parts, offs) = (&parts, &offs);
         statements.push(Box::pin(async move {
@@ -237,30 +225,28 @@ fn skip_applied<'a>(
     (fresh, next)
 }
 
-/// Resolves every verdict in log order (per partition); returns the touched days and the
+/// Resolves every verdict in log order (per partition); returns the touched punches and the
 /// conflicting records.
 fn resolve_all<'a>(
     fresh: &[&'a Incoming],
     states: &mut HashMap<Uuid, PunchState<'a>>,
-    calendars: &HashMap<String, Calendar>,
+    rules: &HashMap<String, TenantRules>,
     counts: &mut Counts,
-) -> (BTreeSet<DayKey>, Vec<&'a Incoming>) {
-    let mut touched: BTreeSet<DayKey> = BTreeSet::new();
+) -> (BTreeSet<Touch>, Vec<&'a Incoming>) {
+    let default = TenantRules::defaults();
+    let mut touched: BTreeSet<Touch> = BTreeSet::new();
     let mut conflicts: Vec<&Incoming> = Vec::new();
     for &record in fresh {
         let Some(verdict) = &record.verdict else {
             counts.invalid += 1;
             continue;
         };
-        let calendar = calendars
-            .get(verdict.tenant_id.as_str())
-            .copied()
-            .unwrap_or_default();
+        let tenant_rules = rules.get(verdict.tenant_id.as_str()).unwrap_or(&default);
         resolve(
             states,
             record,
             verdict,
-            calendar,
+            tenant_rules,
             counts,
             &mut touched,
             &mut conflicts,

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use dakoku_rules::{DayFigures, FIELDS, fields};
+use dakoku_rules::v2::figures::{DAY_FIELDS, MONTH_FIELDS};
 use dakoku_schemas::{CheckedPunch, VerdictKey};
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::keys::DayKey;
+use super::figures::{DayWrite, MonthWrite};
+use super::keys::seconds_to_time;
 use super::pipeline::Pending;
 use super::resolve::{NewPunch, PunchState};
 use super::sql::Statements;
@@ -297,50 +298,84 @@ impl RejectionColumns {
     }
 }
 
-/// Column arrays of the changed days, for one multi-row upsert (`sql::upsert_days`).
+/// Column arrays of the days to write, for one multi-row upsert.
 #[derive(Debug)]
 pub(super) struct DayColumns {
-    pub(super) tenant: Vec<String>,
+    tenant: Vec<String>,
     employee: Vec<String>,
     date: Vec<NaiveDate>,
     first_in: Vec<Option<DateTime<Utc>>>,
     last_out: Vec<Option<DateTime<Utc>>>,
     anomalies: Vec<String>,
     revision: Vec<i64>,
-    /// One array per counted figure, in [`fields`] order.
-    figures: Vec<Vec<i32>>,
-}
-
-impl Default for DayColumns {
-    fn default() -> Self {
-        Self {
-            tenant: Vec::new(),
-            employee: Vec::new(),
-            date: Vec::new(),
-            first_in: Vec::new(),
-            last_out: Vec::new(),
-            anomalies: Vec::new(),
-            revision: Vec::new(),
-            figures: vec![Vec::new(); FIELDS.len()],
-        }
-    }
+    rules_version: Vec<i64>,
+    corrected: Vec<bool>,
+    /// worked, break, night, overtime (daily + weekly) minutes, for display.
+    minutes: [Vec<i32>; 4],
+    /// One array per figure, in [`DAY_FIELDS`] order.
+    figures: Vec<Vec<i64>>,
 }
 
 impl DayColumns {
+    pub(super) fn of(days: &[DayWrite]) -> Self {
+        let mut c = DayColumns {
+            tenant: Vec::with_capacity(days.len()),
+            employee: Vec::with_capacity(days.len()),
+            date: Vec::with_capacity(days.len()),
+            first_in: Vec::with_capacity(days.len()),
+            last_out: Vec::with_capacity(days.len()),
+            anomalies: Vec::with_capacity(days.len()),
+            revision: Vec::with_capacity(days.len()),
+            rules_version: Vec::with_capacity(days.len()),
+            corrected: Vec::with_capacity(days.len()),
+            minutes: Default::default(),
+            figures: vec![Vec::with_capacity(days.len()); DAY_FIELDS.len()],
+        };
+        let minutes = |seconds: i64| i32::try_from(seconds / 60).unwrap_or(i32::MAX);
+        for day in days {
+            let f = &day.figures;
+            c.tenant.push(day.key.tenant.clone());
+            c.employee.push(day.key.employee.clone());
+            c.date.push(day.date);
+            c.first_in.push(f.first_in.map(seconds_to_time));
+            c.last_out.push(f.last_out.map(seconds_to_time));
+            // Codes contain no commas; string_to_array('', ',') is the empty array.
+            let codes: Vec<&str> = f.anomalies.iter().map(|a| a.as_str()).collect();
+            c.anomalies.push(codes.join(","));
+            c.revision.push(day.revision);
+            c.rules_version.push(day.rules_version);
+            c.corrected.push(f.corrected);
+            c.minutes[0].push(minutes(f.worked_seconds));
+            c.minutes[1].push(minutes(f.break_seconds));
+            c.minutes[2].push(minutes(f.night_seconds));
+            c.minutes[3].push(minutes(
+                f.overtime_daily_seconds + f.overtime_weekly_seconds,
+            ));
+            for (column, field) in c.figures.iter_mut().zip(DAY_FIELDS) {
+                column.push((field.get)(f));
+            }
+        }
+        c
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.tenant.is_empty()
+    }
+
     /// The upsert of these days, stamped with `now` and `batch_seq` (the outbox position).
     pub(super) fn upsert<'t>(
         &'t self,
         tx: &'t Transaction<'_>,
         st: &'t Statements,
         group: &'t str,
-        now: DateTime<Utc>,
-        batch_seq: i64,
+        now: &'t DateTime<Utc>,
+        batch_seq: &'t i64,
     ) -> Pending<'t> {
         Box::pin(async move {
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![
                 &group,
-                &now,
-                &batch_seq,
+                now,
+                batch_seq,
                 &self.tenant,
                 &self.employee,
                 &self.date,
@@ -348,23 +383,85 @@ impl DayColumns {
                 &self.last_out,
                 &self.anomalies,
                 &self.revision,
+                &self.rules_version,
+                &self.corrected,
             ];
+            params.extend(self.minutes.iter().map(|c| c as &(dyn ToSql + Sync)));
             params.extend(self.figures.iter().map(|c| c as &(dyn ToSql + Sync)));
             tx.query(&st.upsert_days, &params).await
         })
     }
+}
 
-    pub(super) fn push(&mut self, key: &DayKey, f: &DayFigures, revision: i64) {
-        self.tenant.push(key.tenant.clone());
-        self.employee.push(key.employee.clone());
-        self.date.push(key.date);
-        self.first_in.push(f.first_in.map(millis_to_time));
-        self.last_out.push(f.last_out.map(millis_to_time));
-        // Codes contain no commas; string_to_array('', ',') is the empty array.
-        self.anomalies.push(f.anomaly_codes().join(","));
-        self.revision.push(revision);
-        for (column, field) in self.figures.iter_mut().zip(fields()) {
-            column.push((field.get)(f));
+/// Column arrays of the months to write, for one multi-row upsert.
+#[derive(Debug)]
+pub(super) struct MonthColumns {
+    tenant: Vec<String>,
+    employee: Vec<String>,
+    month: Vec<String>,
+    first_day: Vec<NaiveDate>,
+    last_day: Vec<NaiveDate>,
+    revision: Vec<i64>,
+    rules_version: Vec<i64>,
+    /// One array per figure, in [`MONTH_FIELDS`] order.
+    figures: Vec<Vec<i64>>,
+}
+
+impl MonthColumns {
+    pub(super) fn of(months: &[MonthWrite]) -> Self {
+        let mut c = MonthColumns {
+            tenant: Vec::new(),
+            employee: Vec::new(),
+            month: Vec::new(),
+            first_day: Vec::new(),
+            last_day: Vec::new(),
+            revision: Vec::new(),
+            rules_version: Vec::new(),
+            figures: vec![Vec::with_capacity(months.len()); MONTH_FIELDS.len()],
+        };
+        for m in months {
+            c.tenant.push(m.key.tenant.clone());
+            c.employee.push(m.key.employee.clone());
+            c.month.push(m.month.to_string());
+            c.first_day.push(m.first_day);
+            c.last_day.push(m.last_day);
+            c.revision.push(m.revision);
+            c.rules_version.push(m.rules_version);
+            for (column, field) in c.figures.iter_mut().zip(MONTH_FIELDS) {
+                column.push((field.get)(&m.figures));
+            }
         }
+        c
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.tenant.is_empty()
+    }
+
+    /// The upsert of these months, stamped like the days.
+    pub(super) fn upsert<'t>(
+        &'t self,
+        tx: &'t Transaction<'_>,
+        st: &'t Statements,
+        group: &'t str,
+        now: &'t DateTime<Utc>,
+        batch_seq: &'t i64,
+    ) -> Pending<'t> {
+        Box::pin(async move {
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                &group,
+                now,
+                batch_seq,
+                &self.tenant,
+                &self.employee,
+                &self.month,
+                &self.first_day,
+                &self.last_day,
+                &self.revision,
+                &self.rules_version,
+            ];
+            params.extend(self.figures.iter().map(|c| c as &(dyn ToSql + Sync)));
+            tx.query(&st.upsert_months, &params).await
+        })
     }
 }

@@ -1,24 +1,26 @@
 //! [`Store`]: one Postgres connection of one tenant group's consumer, with its prepared
 //! statements, and the entry points that run a batch, a recompute or an outbox read.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use dakoku_schemas::{AttendanceDay, ConsumerGroup, GroupId, Topic};
+use chrono::{DateTime, Utc};
+use dakoku_schemas::{AttendanceDay, ConsumerGroup, GroupId, MonthlyAttendance, Topic};
 use dakoku_store::offsets;
 use tokio_postgres::Client;
 
 use super::StoreError;
 use super::batch::BatchContext;
-use super::days::recompute_days;
-use super::keys::{DayKey, DayKeys};
+use super::columns::{DayColumns, MonthColumns};
+use super::keys::EmployeeKey;
 use super::marker::{self, Scope, UnfinishedRebuild};
 use super::outcome::{Applied, Recomputed};
 use super::pipeline::{Pending, pipelined};
+use super::recompute;
+use super::requests::{self, RecomputeRequest};
 use super::rows;
+use super::rulebooks;
 use super::sql::{self, Statements};
-use crate::counts::Counts;
 use crate::decode::Incoming;
 
 /// The stored next offsets of `consumer_group` on `topic`, on a connection of its own (the
@@ -123,24 +125,32 @@ impl Store {
         Ok(offsets::from_rows(&rows))
     }
 
-    /// Days changed by batches that were committed but may not have been published (after the
-    /// publish mark), with the highest batch sequence among them.
-    pub async fn unpublished(&self) -> Result<(Vec<AttendanceDay>, i64), StoreError> {
-        let rows = self
+    /// Days and months changed by batches that were committed but may not have been
+    /// published (after the publish mark), with the highest batch sequence among them.
+    pub async fn unpublished(
+        &self,
+    ) -> Result<(Vec<AttendanceDay>, Vec<MonthlyAttendance>, i64), StoreError> {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&self.group.as_str(), &self.consumer_group];
+        let day_rows = self.client.query(&sql::unpublished_days(), &params).await?;
+        let month_rows = self
             .client
-            .query(
-                sql::SQL_UNPUBLISHED,
-                &[&self.group.as_str(), &self.consumer_group],
-            )
+            .query(&sql::unpublished_months(), &params)
             .await?;
         let mut max_seq = 0;
-        let mut days = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let mut days = Vec::with_capacity(day_rows.len());
+        for row in &day_rows {
             let (day, seq) = rows::unpublished_day(row);
             max_seq = max_seq.max(seq);
             days.push(day);
         }
-        Ok((days, max_seq))
+        let mut months = Vec::with_capacity(month_rows.len());
+        for row in &month_rows {
+            let (month, seq) = rows::unpublished_month(row);
+            max_seq = max_seq.max(seq);
+            months.push(month);
+        }
+        Ok((days, months, max_seq))
     }
 
     /// Records that every day changed by batches up to `batch_seq` is published.
@@ -195,19 +205,60 @@ impl Store {
         Ok(applied)
     }
 
-    /// Recomputes `days` (tenant, employee, work date) from their stored, counting punches in
-    /// one transaction under the group's lock, exactly as a batch recomputes the days it
-    /// touches: a day whose figures changed is upserted with `revision + 1`, `computed_at =
-    /// now` and this transaction's batch sequence (so the consumer's outbox publishes it); an
-    /// unchanged day is not written; a day with nothing counting and no row gets none. The
-    /// rebuild's final pass (see [`Store::defer_days`]).
+    /// Recomputes `employees` (tenant, employee) from all their stored, counting punches in
+    /// one transaction under the group's lock, by the same rules and revision policy as a
+    /// batch: a day or month whose figures changed is upserted with `revision + 1`,
+    /// `computed_at = now` and this transaction's batch sequence (so the consumer's outbox
+    /// publishes it); an unchanged one is not written. The rebuild's final pass (see
+    /// [`Store::defer_days`]).
     pub async fn recompute(
         &mut self,
-        days: &[(String, String, NaiveDate)],
+        employees: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Recomputed, StoreError> {
+        let applied = self.recompute_records(employees, None, now).await?;
+        Ok(Recomputed {
+            batch_seq: applied.batch_seq,
+            changed: applied.counts.days_changed + applied.counts.months_changed,
+            unchanged: applied.counts.days_unchanged,
+        })
+    }
+
+    /// The group's pending recompute requests (rules changes), oldest first.
+    pub async fn recompute_requests(&self) -> Result<Vec<RecomputeRequest>, StoreError> {
+        let rows = self
+            .client
+            .query(requests::SQL_PENDING, &[&self.group.as_str()])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RecomputeRequest {
+                id: r.get(0),
+                tenant: r.get(1),
+                from: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Every employee of `tenant` with a punch or a record.
+    pub async fn tenant_employees(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client
+            .query(requests::SQL_TENANT_EMPLOYEES, &[&tenant])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// As [`Store::recompute`], returning what changed (to publish); with `served`, the
+    /// request is deleted in the same transaction.
+    pub async fn recompute_records(
+        &mut self,
+        employees: &[(String, String)],
+        served: Option<&RecomputeRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
         let budget = self.statement_timeout;
-        match tokio::time::timeout(budget, self.recompute_inner(days, now)).await {
+        match tokio::time::timeout(budget, self.recompute_inner(employees, served, now)).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(budget)),
         }
@@ -215,71 +266,55 @@ impl Store {
 
     async fn recompute_inner(
         &mut self,
-        days: &[(String, String, NaiveDate)],
+        employees: &[(String, String)],
+        served: Option<&RecomputeRequest>,
         now: DateTime<Utc>,
-    ) -> Result<Recomputed, StoreError> {
-        let touched: BTreeSet<DayKey> = days
+    ) -> Result<Applied, StoreError> {
+        let keys: Vec<EmployeeKey> = employees
             .iter()
-            .map(|(tenant, employee, date)| DayKey {
+            .map(|(tenant, employee)| EmployeeKey {
                 tenant: tenant.clone(),
                 employee: employee.clone(),
-                date: *date,
             })
             .collect();
-        let keys = DayKeys::of(&touched);
-        let mut tenant_ids = keys.tenants.clone();
+        let mut tenant_ids: Vec<&str> = keys.iter().map(|k| k.tenant.as_str()).collect();
         tenant_ids.sort_unstable();
         tenant_ids.dedup();
         let transaction = self.client.transaction().await?;
         let tx = &transaction;
         let st = &self.statements;
         let cg = self.consumer_group.as_str();
-        let (keys, tenant_ids) = (&keys, &tenant_ids);
-        let round: Vec<Pending<'_>> = vec![
-            Box::pin(async move { tx.query(&st.lock, &[&cg]).await }),
-            Box::pin(async move { tx.query(&st.tenants, &[tenant_ids]).await }),
-            Box::pin(async move {
-                tx.query(
-                    &st.day_punches,
-                    &[&keys.tenants, &keys.employees, &keys.dates],
-                )
-                .await
-            }),
-            Box::pin(async move {
-                tx.query(&st.days, &[&keys.tenants, &keys.employees, &keys.dates])
-                    .await
-            }),
-        ];
-        let mut rows = pipelined(round).await?.into_iter();
-        let mut next_rows = || rows.next().unwrap_or_default();
-        let (lock, tenant_rows, punch_rows, day_rows) =
-            (next_rows(), next_rows(), next_rows(), next_rows());
+        let lock = tx.query(&st.lock, &[&cg]).await?;
         let batch_seq: i64 = lock.first().map(|r| r.get(1)).unwrap_or_default();
-        let calendars = rows::calendars(&tenant_rows, tenant_ids);
-        let mut counts = Counts::default();
-        let (_, columns) = recompute_days(
-            &touched,
-            &punch_rows,
-            &day_rows,
-            &calendars,
-            now,
-            &mut counts,
-        );
-        if !columns.tenant.is_empty() {
-            pipelined(vec![columns.upsert(
-                tx,
-                st,
-                self.group.as_str(),
-                now,
-                batch_seq,
-            )])
-            .await?;
+        let rules = rulebooks::load(tx, &tenant_ids).await?;
+        let changes = recompute::full(tx, st, &rules, &keys).await?;
+        let days = DayColumns::of(&changes.days);
+        let months = MonthColumns::of(&changes.months);
+        let group = self.group.as_str();
+        let (now_ref, seq_ref) = (&now, &batch_seq);
+        let mut writes: Vec<Pending<'_>> = Vec::new();
+        if !days.is_empty() {
+            writes.push(days.upsert(tx, st, group, now_ref, seq_ref));
         }
+        if !months.is_empty() {
+            writes.push(months.upsert(tx, st, group, now_ref, seq_ref));
+        }
+        if let Some(request) = served {
+            let (tenant, id) = (&request.tenant, &request.id);
+            writes.push(Box::pin(async move {
+                tx.query(requests::SQL_SERVED, &[tenant, id]).await
+            }));
+        }
+        pipelined(writes).await?;
         transaction.commit().await?;
-        Ok(Recomputed {
+        let mut applied = Applied {
             batch_seq,
-            changed: counts.days_changed,
-            unchanged: counts.days_unchanged,
-        })
+            ..Applied::default()
+        };
+        applied.counts.days_changed = changes.days.len() as u64;
+        applied.counts.months_changed = changes.months.len() as u64;
+        applied.counts.days_unchanged = changes.unchanged;
+        applied.changes = changes;
+        Ok(applied)
     }
 }

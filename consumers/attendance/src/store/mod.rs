@@ -7,8 +7,11 @@
 //! 3. resolves each verdict against the stored state of its punch (see "Which verdict counts");
 //! 4. writes punches once per `punch_id` (multi-row `INSERT .. SELECT FROM UNNEST`), conflicts,
 //!    withdrawals and rejections;
-//! 5. recomputes every touched employee-day from all its stored, counting punches with
-//!    [`dakoku_rules::compute_day`] and upserts the days whose figures changed, with `revision + 1`;
+//! 5. recomputes, for every employee with a touched punch, the run of punches and work dates
+//!    the change can affect ([`dakoku_rules::v2::window::plan`]: a window of the employee's
+//!    punches loaded by instant, widened only when the engine asks), merges it with the stored
+//!    days around it (weekly overtime, payroll months) and upserts the days and months whose
+//!    figures changed, with `revision + 1`;
 //! 6. stores the next offsets (and the publish mark of the previous batch) and commits.
 //!
 //! Nothing is written outside that transaction, so a crash or a lost connection at any point
@@ -28,16 +31,17 @@
 //! `punch_conflicts`, never allowed to change the stored punch or its standing.
 //!
 //! # Revisions
-//! A day's revision is bumped only when its figures change (any of the contract's columns or
-//! `double_taps`); a replay of the same log writes nothing and publishes nothing. `computed_at`
-//! is the time of the batch that produced the current figures. A day whose punches are all
-//! withdrawn keeps its row with zero figures (and a bumped revision), so that consumers of the
-//! compacted topic, which keep the highest revision, see the change.
+//! A day's or month's revision is bumped only when its figures (or the rules version that
+//! computed them) change; a replay of the same log writes nothing and publishes nothing.
+//! `computed_at` is the time of the batch that produced the current figures. A day or month
+//! that no longer exists (its punches withdrawn, or moved to another work date) keeps its row
+//! with zero figures and a bumped revision, so that consumers of the compacted topics, which
+//! keep the highest revision, see the change.
 //!
 //! # Rebuild
 //! A rebuild ([`crate::rebuild`]) replays the log through [`Store::apply`] with
-//! [`Store::defer_days`] set, then computes each rebuilt day once with [`Store::recompute`],
-//! by the same rules and revision policy as a batch. While a rebuild of the group is
+//! [`Store::defer_days`] set, then recomputes each rebuilt employee once, in full, with
+//! [`Store::recompute`], by the same rules and revision policy as a batch. While a rebuild of the group is
 //! unfinished (its row in `attendance_rebuilds`), a batch of the service refuses to write
 //! ([`StoreError::RebuildUnfinished`]), checked right after the group's lock: a service started
 //! by mistake during a rebuild that is then interrupted must not store the cleared punches
@@ -48,24 +52,32 @@
 //! - `connection`: [`Store`], the connection and its entry points; [`load_offsets`].
 //! - `batch`: one batch's transaction, round trip by round trip.
 //! - `resolve`: which verdict counts (unit-tested case by case).
-//! - `days`: recomputing the touched days by the rules, revision policy.
-//! - `rows`: reading rows (calendars, punch states, day figures, the outbox).
-//! - `columns`: the writes as column arrays; the days' columns follow `dakoku_rules::fields`.
+//! - `rulebooks`: each tenant's rules as the engine reads them.
+//! - `requests`: recompute requests of rules changes, served by the consumer.
+//! - `recompute`: loading the windows a batch recomputes (or whole histories) and the stored
+//!   records around them.
+//! - `figures`: recomputed days and months against the stored ones; revision policy.
+//! - `rows`: reading rows (punch states, punches, day and month records, the outbox).
+//! - `columns`: the writes as column arrays; the record columns follow the engine's figure
+//!   lists.
 //! - `sql`: the statements, prepared once per connection.
-//! - `keys`, `pipeline`: the day key; pipelined statements.
+//! - `keys`, `pipeline`: employee and touch keys; pipelined statements.
 //! - [`marker`]: the rebuild marker (`attendance_rebuilds`).
 //! - `outcome`: what a batch or recompute did ([`Applied`], [`Recomputed`]).
 
 mod batch;
 mod columns;
 mod connection;
-mod days;
+mod figures;
 mod keys;
 pub mod marker;
 mod outcome;
 mod pipeline;
+mod recompute;
+mod requests;
 mod resolve;
 mod rows;
+mod rulebooks;
 mod sql;
 
 use std::time::Duration;
@@ -74,8 +86,9 @@ use self::marker::UnfinishedRebuild;
 
 pub use self::connection::{Store, load_offsets};
 pub use self::outcome::{Applied, Recomputed};
-pub use self::rows::figures_of;
-pub use self::sql::figure_columns;
+pub use self::requests::RecomputeRequest;
+pub use self::rows::{figures_of, month_figures_of};
+pub use self::sql::{figure_columns, month_columns};
 pub use crate::counts::Counts;
 pub use crate::decode::Incoming;
 /// The order of verdicts of one punch (shared with recheck and audit).
@@ -88,6 +101,10 @@ pub enum StoreError {
     /// Connecting failed (server down, wrong URL, authentication).
     #[error(transparent)]
     Connect(#[from] dakoku_store::StoreError),
+    /// A tenant's stored work rules could not be read (a query failed, or a stored version
+    /// does not parse: fix it with `punchctl rules set`).
+    #[error(transparent)]
+    Rules(#[from] dakoku_store::master::rules::RulesError),
     /// A statement failed; the transaction was rolled back.
     #[error("Postgres: {0}")]
     Query(#[from] tokio_postgres::Error),
@@ -106,6 +123,7 @@ impl StoreError {
         match self {
             StoreError::Connect(_) | StoreError::Timeout(_) => true,
             StoreError::Query(error) => error.is_closed() || error.as_db_error().is_none(),
+            StoreError::Rules(_) => true,
             StoreError::RebuildUnfinished(_) => false,
         }
     }

@@ -1,9 +1,12 @@
-//! What a batch or a recompute did, as the store reports it.
+//! What a batch or a recompute did, as the store reports it, and the records it publishes.
 
 use std::collections::BTreeMap;
 
-use dakoku_schemas::AttendanceDay;
+use chrono::{DateTime, Utc};
+use dakoku_schemas::{AttendanceDay, EmployeeId, MonthlyAttendance, TenantId, to_epoch_days};
 
+use super::figures::{Changes, DayWrite, MonthWrite};
+use super::rows::unreachable_id;
 use crate::counts::Counts;
 
 /// What a batch did, for the publisher, metrics and logs.
@@ -11,21 +14,112 @@ use crate::counts::Counts;
 pub struct Applied {
     /// The batch's sequence number (`attendance_batch_seq`).
     pub batch_seq: i64,
-    /// Days whose figures changed, as committed: publish these.
-    pub changed_days: Vec<AttendanceDay>,
+    /// Days and months whose figures changed, as committed.
+    pub(crate) changes: Changes,
     /// Offsets stored: partition -> next offset to read.
     pub offsets: BTreeMap<i32, i64>,
     /// Counts of what happened to the records.
     pub counts: Counts,
 }
 
+impl Applied {
+    /// The changed days as published on `attendance.daily.<group>`, computed at `now`.
+    pub fn changed_days(&self, now: DateTime<Utc>) -> Vec<AttendanceDay> {
+        self.changes
+            .days
+            .iter()
+            .map(|d| day_record(d, now))
+            .collect()
+    }
+
+    /// The changed months as published on `payroll.monthly.<group>`, computed at `now`.
+    pub fn changed_months(&self, now: DateTime<Utc>) -> Vec<MonthlyAttendance> {
+        self.changes
+            .months
+            .iter()
+            .map(|m| month_record(m, now))
+            .collect()
+    }
+}
+
 /// What [`Store::recompute`](crate::store::Store::recompute) did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recomputed {
-    /// The transaction's batch sequence: changed days carry it (the outbox position).
+    /// The transaction's batch sequence: changed records carry it (the outbox position).
     pub batch_seq: i64,
-    /// Days whose figures changed (written with a new revision).
+    /// Days and months whose figures changed (written with a new revision).
     pub changed: u64,
-    /// Days whose figures were already right (not written).
+    /// Days and months whose figures were already right (not written).
     pub unchanged: u64,
+}
+
+fn minutes(seconds: i64) -> i32 {
+    i32::try_from(seconds.div_euclid(60)).unwrap_or(i32::MAX)
+}
+
+fn ids(tenant: &str, employee: &str) -> (TenantId, EmployeeId) {
+    (
+        TenantId::try_from(tenant).unwrap_or_else(|_| unreachable_id("tenant")),
+        EmployeeId::try_from(employee).unwrap_or_else(|_| unreachable_id("employee")),
+    )
+}
+
+/// A written day as its `AttendanceDay` record.
+pub(super) fn day_record(d: &DayWrite, now: DateTime<Utc>) -> AttendanceDay {
+    let f = &d.figures;
+    let (tenant_id, employee_id) = ids(&d.key.tenant, &d.key.employee);
+    AttendanceDay {
+        tenant_id,
+        employee_id,
+        work_date: to_epoch_days(d.date),
+        first_in: f.first_in.map(|s| s * 1000),
+        last_out: f.last_out.map(|s| s * 1000),
+        worked_minutes: minutes(f.worked_seconds),
+        break_minutes: minutes(f.break_seconds),
+        night_minutes: minutes(f.night_seconds),
+        overtime_minutes: minutes(f.overtime_daily_seconds + f.overtime_weekly_seconds),
+        punch_count: i32::try_from(f.punch_count).unwrap_or(i32::MAX),
+        anomalies: f.anomalies.iter().map(|a| a.as_str().to_owned()).collect(),
+        revision: d.revision,
+        computed_at: now.timestamp_millis(),
+        worked_seconds: Some(f.worked_seconds),
+        break_seconds: Some(f.break_seconds),
+        night_seconds: Some(f.night_seconds),
+        holiday_seconds: Some(f.holiday_seconds),
+        overtime_daily_seconds: Some(f.overtime_daily_seconds),
+        overtime_weekly_seconds: Some(f.overtime_weekly_seconds),
+        within_statutory_seconds: Some(f.within_statutory_seconds),
+        corrected: f.corrected,
+        rules_version: Some(d.rules_version),
+    }
+}
+
+/// A written month as its `MonthlyAttendance` record.
+pub(super) fn month_record(m: &MonthWrite, now: DateTime<Utc>) -> MonthlyAttendance {
+    let f = &m.figures;
+    let (tenant_id, employee_id) = ids(&m.key.tenant, &m.key.employee);
+    MonthlyAttendance {
+        tenant_id,
+        employee_id,
+        month: m.month.to_string(),
+        first_day: to_epoch_days(m.first_day),
+        last_day: to_epoch_days(m.last_day),
+        days_worked: i32::try_from(f.days_worked).unwrap_or(i32::MAX),
+        anomaly_days: i32::try_from(f.anomaly_days).unwrap_or(i32::MAX),
+        worked_seconds: f.worked_seconds,
+        break_seconds: f.break_seconds,
+        night_seconds: f.night_seconds,
+        holiday_seconds: f.holiday_seconds,
+        within_statutory_seconds: f.within_statutory_seconds,
+        overtime_seconds: f.overtime_seconds,
+        overtime_over60_seconds: f.overtime_over60_seconds,
+        worked_minutes: f.worked_minutes,
+        overtime_minutes: f.overtime_minutes,
+        overtime_over60_minutes: f.overtime_over60_minutes,
+        night_minutes: f.night_minutes,
+        holiday_minutes: f.holiday_minutes,
+        rules_version: m.rules_version,
+        revision: m.revision,
+        computed_at: now.timestamp_millis(),
+    }
 }

@@ -5,11 +5,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDate;
-use dakoku_rules::Calendar;
 use dakoku_schemas::{CheckedPunch, PunchKind, Verdict, VerdictKey};
 use uuid::Uuid;
 
-use super::keys::DayKey;
+use super::keys::{EmployeeKey, Touch};
+use super::rulebooks::{self, TenantRules};
 use crate::counts::Counts;
 use crate::decode::Incoming;
 
@@ -58,7 +58,7 @@ pub(super) enum PunchState<'a> {
     /// In `punches` (or about to be).
     Stored {
         content: Content,
-        day: DayKey,
+        touch: Touch,
         key: VerdictKey,
         withdrawn: bool,
         /// The row to insert, if it is new in this batch.
@@ -83,9 +83,9 @@ pub(super) fn resolve<'a>(
     states: &mut HashMap<Uuid, PunchState<'a>>,
     record: &'a Incoming,
     verdict: &'a CheckedPunch,
-    calendar: Calendar,
+    rules: &TenantRules,
     counts: &mut Counts,
-    touched: &mut BTreeSet<DayKey>,
+    touched: &mut BTreeSet<Touch>,
     conflicts: &mut Vec<&'a Incoming>,
 ) {
     let id = *verdict.punch_id.as_uuid();
@@ -94,9 +94,9 @@ pub(super) fn resolve<'a>(
             against_stored(state, record, verdict, counts, touched, conflicts);
         }
         Some(PunchState::Rejected { .. }) => {
-            against_rejected(states, record, verdict, calendar, counts, touched);
+            against_rejected(states, record, verdict, rules, counts, touched);
         }
-        None => first_verdict(states, record, verdict, calendar, counts, touched),
+        None => first_verdict(states, record, verdict, rules, counts, touched),
     }
 }
 
@@ -107,12 +107,12 @@ fn against_stored<'a>(
     record: &'a Incoming,
     verdict: &'a CheckedPunch,
     counts: &mut Counts,
-    touched: &mut BTreeSet<DayKey>,
+    touched: &mut BTreeSet<Touch>,
     conflicts: &mut Vec<&'a Incoming>,
 ) {
     let PunchState::Stored {
         content,
-        day,
+        touch,
         key: stored_key,
         withdrawn,
         verdict_source,
@@ -155,12 +155,12 @@ fn against_stored<'a>(
         (true, true) => {
             *withdrawn = false;
             counts.reinstated += 1;
-            touched.insert(day.clone());
+            touched.insert(touch.clone());
         }
         (false, false) => {
             *withdrawn = true;
             counts.withdrawn += 1;
-            touched.insert(day.clone());
+            touched.insert(touch.clone());
         }
         (true, false) => counts.duplicates += 1,
         (false, true) => counts.superseded += 1,
@@ -173,9 +173,9 @@ fn against_rejected<'a>(
     states: &mut HashMap<Uuid, PunchState<'a>>,
     record: &'a Incoming,
     verdict: &'a CheckedPunch,
-    calendar: Calendar,
+    rules: &TenantRules,
     counts: &mut Counts,
-    touched: &mut BTreeSet<DayKey>,
+    touched: &mut BTreeSet<Touch>,
 ) {
     let id = *verdict.punch_id.as_uuid();
     let key = VerdictKey::of(verdict);
@@ -189,24 +189,24 @@ fn against_rejected<'a>(
     };
 
     if accepted {
-        let Some(new) = new_punch(record, verdict, calendar) else {
+        let Some(new) = new_punch(record, verdict, rules) else {
             counts.invalid += 1;
             return;
         };
         let withdrawn = *rejected_key > key;
-        let day = new.day();
+        let touch = new.touch();
         if withdrawn {
             counts.superseded += 1;
         } else {
             counts.stored += 1;
-            touched.insert(day.clone());
+            touched.insert(touch.clone());
         }
         let stored_key = key.max(*rejected_key);
         states.insert(
             id,
             PunchState::Stored {
                 content: Content::of(verdict),
-                day,
+                touch,
                 key: stored_key,
                 withdrawn,
                 insert: Some(new),
@@ -228,27 +228,27 @@ fn first_verdict<'a>(
     states: &mut HashMap<Uuid, PunchState<'a>>,
     record: &'a Incoming,
     verdict: &'a CheckedPunch,
-    calendar: Calendar,
+    rules: &TenantRules,
     counts: &mut Counts,
-    touched: &mut BTreeSet<DayKey>,
+    touched: &mut BTreeSet<Touch>,
 ) {
     let id = *verdict.punch_id.as_uuid();
     let key = VerdictKey::of(verdict);
     let accepted = verdict.verdict == Verdict::Accepted;
 
     if accepted {
-        let Some(new) = new_punch(record, verdict, calendar) else {
+        let Some(new) = new_punch(record, verdict, rules) else {
             counts.invalid += 1;
             return;
         };
         counts.stored += 1;
-        let day = new.day();
-        touched.insert(day.clone());
+        let touch = new.touch();
+        touched.insert(touch.clone());
         states.insert(
             id,
             PunchState::Stored {
                 content: Content::of(verdict),
-                day,
+                touch,
                 key,
                 withdrawn: false,
                 insert: Some(new),
@@ -271,28 +271,30 @@ fn first_verdict<'a>(
 fn new_punch<'a>(
     record: &'a Incoming,
     verdict: &'a CheckedPunch,
-    calendar: Calendar,
+    rules: &TenantRules,
 ) -> Option<NewPunch<'a>> {
     // The consumer quarantines accepted verdicts without an employee before they get here.
     verdict.employee_id.as_ref()?;
     Some(NewPunch {
         record,
         verdict,
-        work_date: calendar.work_date(verdict.at),
+        work_date: rulebooks::own_date(rules, verdict.at),
     })
 }
 
 impl NewPunch<'_> {
-    fn day(&self) -> DayKey {
-        DayKey {
-            tenant: self.verdict.tenant_id.to_string(),
-            employee: self
-                .verdict
-                .employee_id
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            date: self.work_date,
+    fn touch(&self) -> Touch {
+        Touch {
+            employee: EmployeeKey {
+                tenant: self.verdict.tenant_id.to_string(),
+                employee: self
+                    .verdict
+                    .employee_id
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            },
+            at: self.verdict.at,
         }
     }
 }

@@ -81,7 +81,7 @@ fn run(verdicts: Vec<CheckedPunch>) -> Outcome {
             &mut states,
             record,
             verdict,
-            Calendar::default(),
+            &TenantRules::defaults(),
             &mut counts,
             &mut touched,
             &mut conflicts,

@@ -1,53 +1,27 @@
-//! Reading rows: tenants' calendars, the stored state of punches, the punches and stored
-//! figures of days, and committed days to publish.
+//! Reading rows: the stored state of punches, an employee's punches as the engine reads them,
+//! stored day and month records, and committed records to publish.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use dakoku_rules::{self as rules, Calendar, DayFigures, Punch, fields};
-use dakoku_schemas::{AttendanceDay, EmployeeId, PunchKind, TenantId, VerdictKey, to_epoch_days};
+use chrono::{DateTime, NaiveDate, Utc};
+use dakoku_rules::v2::{Anomaly, DayFigures, Month, MonthFigures, Punch};
+use dakoku_schemas::{
+    AttendanceDay, EmployeeId, MonthlyAttendance, PunchKind, TenantId, VerdictKey, to_epoch_days,
+};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::keys::DayKey;
+use super::figures::{StoredDay, StoredMonth};
+use super::keys::{EmployeeKey, Touch};
 use super::resolve::{Content, PunchState};
-
-/// Tenants' calendars from their rows; missing tenants get the contract's defaults.
-pub(super) fn calendars(rows: &[Row], tenant_ids: &[&str]) -> HashMap<String, Calendar> {
-    let mut calendars = HashMap::new();
-    for row in rows {
-        let tenant: String = row.get(0);
-        let zone: String = row.get(1);
-        let tz = zone.parse::<Tz>().unwrap_or_else(|_| {
-            tracing::error!(
-                tenant,
-                zone,
-                "tenant has an unknown time zone; using Asia/Tokyo"
-            );
-            rules::DEFAULT_TIME_ZONE
-        });
-        calendars.insert(
-            tenant,
-            Calendar {
-                tz,
-                day_change: row.get(2),
-            },
-        );
-    }
-    for tenant in tenant_ids {
-        if !calendars.contains_key(*tenant) {
-            tracing::warn!(
-                tenant,
-                "verdict for a tenant missing from master data; using the default calendar"
-            );
-        }
-    }
-    calendars
-}
 
 fn parse_kind(kind: &str) -> Option<PunchKind> {
     PunchKind::ALL.iter().copied().find(|k| k.as_str() == kind)
+}
+
+fn millis(row: &Row, i: usize) -> Option<i64> {
+    row.get::<_, Option<DateTime<Utc>>>(i)
+        .map(|t| t.timestamp_millis())
 }
 
 /// The stored state of the batch's punches: rows of `punches`, else of `punch_rejections`.
@@ -76,6 +50,7 @@ pub(super) fn load_states<'a>(
         };
         let checked_at: DateTime<Utc> = row.get(10);
         let withdrawn: bool = row.get(8);
+        let at = row.get::<_, DateTime<Utc>>(6).timestamp_millis();
         // A punch in both tables (never written so) counts as stored.
         let drop_rejection = states.contains_key(&row.get::<_, Uuid>(0));
         states.insert(
@@ -84,14 +59,16 @@ pub(super) fn load_states<'a>(
                 content: Content {
                     card_id: row.get(4),
                     kind,
-                    at: row.get::<_, DateTime<Utc>>(6).timestamp_millis(),
+                    at,
                     at_offset_minutes: row.get(7),
                     employee_id: Some(row.get(2)),
                 },
-                day: DayKey {
-                    tenant: row.get(1),
-                    employee: row.get(2),
-                    date: row.get(3),
+                touch: Touch {
+                    employee: EmployeeKey {
+                        tenant: row.get(1),
+                        employee: row.get(2),
+                    },
+                    at,
                 },
                 key: VerdictKey {
                     master_data_version: row.get(9),
@@ -108,106 +85,181 @@ pub(super) fn load_states<'a>(
     states
 }
 
-/// The figures of a row whose columns, from index `first` on, are
-/// [`figure_columns`](super::sql::figure_columns): `first_in, last_out, anomalies`, then the
-/// counted figures in [`fields`] order. An anomaly code this build does not know is left out,
-/// so the stored day then differs from any recomputation.
-pub fn figures_of(row: &Row, first: usize) -> DayFigures {
-    let millis = |i: usize| {
-        row.get::<_, Option<DateTime<Utc>>>(first + i)
-            .map(|t| t.timestamp_millis())
-    };
-    let codes: Vec<String> = row.get(first + 2);
-    let mut figures = DayFigures {
-        first_in: millis(0),
-        last_out: millis(1),
-        anomalies: codes
-            .iter()
-            .filter_map(|c| rules::Anomaly::parse(c))
-            .collect(),
-        ..DayFigures::default()
-    };
-    for (i, field) in fields().iter().enumerate() {
-        (field.set)(&mut figures, row.get(first + 3 + i));
-    }
-    figures
-}
-
-/// Rows of `SQL_DAY_PUNCHES` as the counting punches of each day.
-pub(super) fn day_punches(rows: &[Row], days: usize) -> HashMap<DayKey, Vec<Punch>> {
-    let mut punches: HashMap<DayKey, Vec<Punch>> = HashMap::with_capacity(days);
+/// Rows of `index, punch_id, seq, kind, at` as each index's punches, sorted as pairing reads
+/// them (the engine takes whole seconds).
+pub(super) fn punches_by_index(rows: &[Row]) -> HashMap<i64, Vec<Punch>> {
+    let mut out: HashMap<i64, Vec<Punch>> = HashMap::new();
     for row in rows {
-        let Some(kind) = parse_kind(row.get(5)) else {
+        let Some(kind) = parse_kind(row.get(3)) else {
             continue;
         };
-        let seq: i64 = row.get(4);
-        punches
-            .entry(DayKey {
-                tenant: row.get(0),
-                employee: row.get(1),
-                date: row.get(2),
-            })
-            .or_default()
-            .push(Punch {
-                punch_id: row.get(3),
-                seq: u64::try_from(seq).unwrap_or(0),
-                kind,
-                at: row.get::<_, DateTime<Utc>>(6).timestamp_millis(),
-            });
+        let id: Uuid = row.get(1);
+        let seq: i64 = row.get(2);
+        out.entry(row.get(0)).or_default().push(Punch {
+            id: id.to_string(),
+            seq: u64::try_from(seq).unwrap_or(0),
+            kind,
+            at: row.get::<_, DateTime<Utc>>(4).timestamp(),
+            added: false,
+        });
     }
-    punches
+    for punches in out.values_mut() {
+        punches.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
+    }
+    out
 }
 
-/// Rows of `sql::days` as each stored day's figures and revision.
-pub(super) fn existing_days(rows: &[Row]) -> HashMap<DayKey, (DayFigures, i64)> {
-    let mut existing = HashMap::with_capacity(rows.len());
+/// The figures of a day row whose columns, from index `first` on, are
+/// [`figure_columns`](super::sql::figure_columns). An anomaly code this build does not know
+/// is left out, so the stored day then differs from any recomputation.
+pub fn figures_of(row: &Row, first: usize) -> DayFigures {
+    let codes: Vec<String> = row.get(first + 2);
+    DayFigures {
+        first_in: millis(row, first).map(|t| t.div_euclid(1000)),
+        last_out: millis(row, first + 1).map(|t| t.div_euclid(1000)),
+        anomalies: codes.iter().filter_map(|c| Anomaly::parse(c)).collect(),
+        worked_seconds: row.get(first + 3),
+        break_seconds: row.get(first + 4),
+        night_seconds: row.get(first + 5),
+        holiday_seconds: row.get(first + 6),
+        overtime_daily_seconds: row.get(first + 7),
+        overtime_weekly_seconds: row.get(first + 8),
+        within_statutory_seconds: row.get(first + 9),
+        punch_count: i64::from(row.get::<_, i32>(first + 10)),
+        corrected: row.get(first + 11),
+    }
+}
+
+/// Rows of `sql::stored_days` (`index, work_date, revision, rules_version`, then the
+/// figures) by index and date.
+pub(super) fn stored_days(rows: &[Row]) -> HashMap<i64, Vec<(NaiveDate, StoredDay)>> {
+    let mut out: HashMap<i64, Vec<(NaiveDate, StoredDay)>> = HashMap::new();
     for row in rows {
-        existing.insert(
-            DayKey {
-                tenant: row.get(0),
-                employee: row.get(1),
-                date: row.get(2),
+        out.entry(row.get(0)).or_default().push((
+            row.get(1),
+            StoredDay {
+                revision: row.get(2),
+                rules_version: row.get(3),
+                figures: figures_of(row, 4),
             },
-            (figures_of(row, 4), row.get(3)),
-        );
+        ));
     }
-    existing
+    out
 }
 
-/// A row of `SQL_UNPUBLISHED` as the day to publish and its batch sequence.
+/// The month figures of a row whose columns, from `first` on, are
+/// [`month_columns`](super::sql::month_columns).
+pub fn month_figures_of(row: &Row, first: usize) -> MonthFigures {
+    let int = |i: usize| i64::from(row.get::<_, i32>(first + i));
+    let big = |i: usize| row.get::<_, i64>(first + i);
+    MonthFigures {
+        days_worked: int(0),
+        anomaly_days: int(1),
+        worked_seconds: big(2),
+        break_seconds: big(3),
+        night_seconds: big(4),
+        holiday_seconds: big(5),
+        within_statutory_seconds: big(6),
+        overtime_seconds: big(7),
+        overtime_over60_seconds: big(8),
+        worked_minutes: big(9),
+        overtime_minutes: big(10),
+        overtime_over60_minutes: big(11),
+        night_minutes: big(12),
+        holiday_minutes: big(13),
+    }
+}
+
+/// Rows of `sql::stored_months` (`index, month, revision, rules_version`, then the figures)
+/// by index.
+pub(super) fn stored_months(rows: &[Row]) -> HashMap<i64, Vec<(Month, StoredMonth)>> {
+    let mut out: HashMap<i64, Vec<(Month, StoredMonth)>> = HashMap::new();
+    for row in rows {
+        let Some(month) = Month::parse(row.get(1)) else {
+            continue;
+        };
+        out.entry(row.get(0)).or_default().push((
+            month,
+            StoredMonth {
+                revision: row.get(2),
+                rules_version: row.get(3),
+                figures: month_figures_of(row, 4),
+            },
+        ));
+    }
+    out
+}
+
+fn tenant_of(text: String) -> TenantId {
+    TenantId::try_from(text).unwrap_or_else(|_| unreachable_id("tenant"))
+}
+
+fn employee_of(text: String) -> EmployeeId {
+    EmployeeId::try_from(text).unwrap_or_else(|_| unreachable_id("employee"))
+}
+
+/// A row of `SQL_UNPUBLISHED_DAYS` (`tenant, employee, work_date, revision, computed_at,
+/// rules_version, batch_seq`, then the figures) as the day to publish and its batch sequence.
 pub(super) fn unpublished_day(row: &Row) -> (AttendanceDay, i64) {
-    let anomalies: Vec<String> = row.get(10);
+    let f = figures_of(row, 7);
+    let minutes = |seconds: i64| i32::try_from(seconds / 60).unwrap_or(i32::MAX);
     let day = AttendanceDay {
-        tenant_id: TenantId::try_from(row.get::<_, String>(0))
-            .unwrap_or_else(|_| unreachable_id("tenant")),
-        employee_id: EmployeeId::try_from(row.get::<_, String>(1))
-            .unwrap_or_else(|_| unreachable_id("employee")),
+        tenant_id: tenant_of(row.get(0)),
+        employee_id: employee_of(row.get(1)),
         work_date: to_epoch_days(row.get(2)),
-        first_in: row
-            .get::<_, Option<DateTime<Utc>>>(3)
-            .map(|t| t.timestamp_millis()),
-        last_out: row
-            .get::<_, Option<DateTime<Utc>>>(4)
-            .map(|t| t.timestamp_millis()),
-        worked_minutes: row.get(5),
-        break_minutes: row.get(6),
-        night_minutes: row.get(7),
-        overtime_minutes: row.get(8),
-        punch_count: row.get(9),
-        anomalies,
-        revision: row.get(11),
-        computed_at: row.get::<_, DateTime<Utc>>(12).timestamp_millis(),
-        worked_seconds: None,
-        break_seconds: None,
-        night_seconds: None,
-        holiday_seconds: None,
-        overtime_daily_seconds: None,
-        overtime_weekly_seconds: None,
-        within_statutory_seconds: None,
-        corrected: false,
-        rules_version: None,
+        first_in: millis(row, 7),
+        last_out: millis(row, 8),
+        worked_minutes: minutes(f.worked_seconds),
+        break_minutes: minutes(f.break_seconds),
+        night_minutes: minutes(f.night_seconds),
+        overtime_minutes: minutes(f.overtime_daily_seconds + f.overtime_weekly_seconds),
+        punch_count: i32::try_from(f.punch_count).unwrap_or(i32::MAX),
+        anomalies: f.anomalies.iter().map(|a| a.as_str().to_owned()).collect(),
+        revision: row.get(3),
+        computed_at: row.get::<_, DateTime<Utc>>(4).timestamp_millis(),
+        worked_seconds: Some(f.worked_seconds),
+        break_seconds: Some(f.break_seconds),
+        night_seconds: Some(f.night_seconds),
+        holiday_seconds: Some(f.holiday_seconds),
+        overtime_daily_seconds: Some(f.overtime_daily_seconds),
+        overtime_weekly_seconds: Some(f.overtime_weekly_seconds),
+        within_statutory_seconds: Some(f.within_statutory_seconds),
+        corrected: f.corrected,
+        rules_version: Some(row.get(5)),
     };
-    (day, row.get(13))
+    (day, row.get(6))
+}
+
+/// A row of `SQL_UNPUBLISHED_MONTHS` (`tenant, employee, month, first_day, last_day,
+/// revision, computed_at, rules_version, batch_seq`, then the figures) as the month to
+/// publish and its batch sequence.
+pub(super) fn unpublished_month(row: &Row) -> (MonthlyAttendance, i64) {
+    let f = month_figures_of(row, 9);
+    let month = MonthlyAttendance {
+        tenant_id: tenant_of(row.get(0)),
+        employee_id: employee_of(row.get(1)),
+        month: row.get(2),
+        first_day: to_epoch_days(row.get(3)),
+        last_day: to_epoch_days(row.get(4)),
+        days_worked: i32::try_from(f.days_worked).unwrap_or(i32::MAX),
+        anomaly_days: i32::try_from(f.anomaly_days).unwrap_or(i32::MAX),
+        worked_seconds: f.worked_seconds,
+        break_seconds: f.break_seconds,
+        night_seconds: f.night_seconds,
+        holiday_seconds: f.holiday_seconds,
+        within_statutory_seconds: f.within_statutory_seconds,
+        overtime_seconds: f.overtime_seconds,
+        overtime_over60_seconds: f.overtime_over60_seconds,
+        worked_minutes: f.worked_minutes,
+        overtime_minutes: f.overtime_minutes,
+        overtime_over60_minutes: f.overtime_over60_minutes,
+        night_minutes: f.night_minutes,
+        holiday_minutes: f.holiday_minutes,
+        rules_version: row.get(7),
+        revision: row.get(5),
+        computed_at: row.get::<_, DateTime<Utc>>(6).timestamp_millis(),
+    };
+    (month, row.get(8))
 }
 
 pub(super) fn unreachable_id(kind: &str) -> ! {

@@ -1,8 +1,8 @@
 //! The store's SQL: every statement of the batch transaction, prepared once per connection.
-//! The days' statements are built from [`dakoku_rules::fields`], so a new figure needs no SQL
-//! edit here.
+//! The day and month statements are built from the engine's figure lists
+//! ([`DAY_FIELDS`], [`MONTH_FIELDS`]), so a new figure needs no SQL edit here.
 
-use dakoku_rules::fields;
+use dakoku_rules::v2::figures::{DAY_FIELDS, MONTH_FIELDS};
 use dakoku_store::offsets;
 use tokio_postgres::{Client, Statement};
 
@@ -13,7 +13,6 @@ use super::marker;
 pub(super) struct Statements {
     pub(super) lock: Statement,
     pub(super) offsets: Statement,
-    pub(super) tenants: Statement,
     pub(super) punches: Statement,
     pub(super) rejections: Statement,
     pub(super) insert_punches: Statement,
@@ -21,9 +20,12 @@ pub(super) struct Statements {
     pub(super) insert_conflicts: Statement,
     pub(super) upsert_rejections: Statement,
     pub(super) delete_rejections: Statement,
-    pub(super) day_punches: Statement,
-    pub(super) days: Statement,
+    pub(super) window_punches: Statement,
+    pub(super) bounds: Statement,
+    pub(super) stored_days: Statement,
+    pub(super) stored_months: Statement,
     pub(super) upsert_days: Statement,
+    pub(super) upsert_months: Statement,
     pub(super) store_offsets: Statement,
     pub(super) mark: Statement,
     pub(super) unfinished: Statement,
@@ -33,8 +35,6 @@ pub(super) struct Statements {
 /// batch's sequence number.
 const SQL_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), \
      nextval('attendance_batch_seq')";
-const SQL_TENANTS: &str = "SELECT tenant_id, time_zone, day_change_time FROM tenants \
-     WHERE tenant_id = ANY($1)";
 const SQL_PUNCHES: &str = "SELECT punch_id, tenant_id, employee_id, work_date, card_id, kind, \
      at, at_offset_minutes, withdrawn, verdict_master_data_version, verdict_checked_at, \
      (verdict_source_offset IS NULL AND master_data_version = verdict_master_data_version) \
@@ -77,72 +77,198 @@ const SQL_UPSERT_REJECTIONS: &str = "INSERT INTO punch_rejections (punch_id, ten
      master_data_version = EXCLUDED.master_data_version, checked_at = EXCLUDED.checked_at, \
      source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset";
 const SQL_DELETE_REJECTIONS: &str = "DELETE FROM punch_rejections WHERE punch_id = ANY($1)";
-const SQL_DAY_PUNCHES: &str = "SELECT p.tenant_id, p.employee_id, p.work_date, p.punch_id, \
-     p.seq, p.kind, p.at \
-     FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(tenant_id, employee_id, work_date) \
+/// Per employee (`$1` tenants, `$2` employees, `$3`..`$4` instants), its counting punches in
+/// the range, tagged with the employee's index (1-based).
+const SQL_WINDOW_PUNCHES: &str = "SELECT k.i, p.punch_id, p.seq, p.kind, p.at \
+     FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
+     WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
      JOIN punches p ON p.tenant_id = k.tenant_id AND p.employee_id = k.employee_id \
-     AND p.work_date = k.work_date \
+     AND p.at >= k.lo AND p.at <= k.hi \
      WHERE NOT p.withdrawn";
+/// Per employee, the instants of its first and last counting punch (one index probe each).
+const SQL_BOUNDS: &str = "SELECT k.i, \
+     (SELECT min(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
+      AND p.employee_id = k.employee_id AND NOT p.withdrawn), \
+     (SELECT max(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
+      AND p.employee_id = k.employee_id AND NOT p.withdrawn) \
+     FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant_id, employee_id, i)";
 const SQL_MARK: &str = "INSERT INTO attendance_publish_marks (consumer_group, published_batch_seq) \
      VALUES ($1, $2) ON CONFLICT (consumer_group) DO UPDATE SET published_batch_seq = \
      GREATEST(attendance_publish_marks.published_batch_seq, EXCLUDED.published_batch_seq), \
      updated_at = now()";
-pub(super) const SQL_UNPUBLISHED: &str = "SELECT tenant_id, employee_id, work_date, first_in, last_out, \
-     worked_minutes, break_minutes, night_minutes, overtime_minutes, punch_count, anomalies, \
-     revision, computed_at, batch_seq FROM attendance_days \
-     WHERE group_id = $1 AND batch_seq > COALESCE((SELECT published_batch_seq \
-     FROM attendance_publish_marks WHERE consumer_group = $2), 0) \
-     ORDER BY batch_seq";
-
-/// The columns of a day's figures with table alias `alias`: `first_in, last_out, anomalies`,
-/// then the counted figures in [`fields`] order (read back with
-/// [`figures_of`](super::figures_of)).
-pub fn figure_columns(alias: &str) -> String {
-    let mut columns = vec![
-        format!("{alias}.first_in"),
-        format!("{alias}.last_out"),
-        format!("{alias}.anomalies"),
-    ];
-    columns.extend(fields().iter().map(|f| format!("{alias}.{}", f.column)));
-    columns.join(", ")
-}
-
-/// The stored rows of the given days: `tenant_id, employee_id, work_date, revision`, then
-/// [`figure_columns`].
-fn days() -> String {
+/// Days committed after the group's publish mark: `tenant, employee, work_date, revision,
+/// computed_at, rules_version, batch_seq`, then [`figure_columns`].
+pub(super) fn unpublished_days() -> String {
     format!(
-        "SELECT d.tenant_id, d.employee_id, d.work_date, d.revision, {} \
-         FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(tenant_id, employee_id, work_date) \
-         JOIN attendance_days d ON d.tenant_id = k.tenant_id AND d.employee_id = k.employee_id \
-         AND d.work_date = k.work_date",
+        "SELECT d.tenant_id, d.employee_id, d.work_date, d.revision, d.computed_at, \
+         d.rules_version, d.batch_seq, {} FROM attendance_days d \
+         WHERE d.group_id = $1 AND d.batch_seq > COALESCE((SELECT published_batch_seq \
+         FROM attendance_publish_marks WHERE consumer_group = $2), 0) \
+         ORDER BY d.batch_seq",
         figure_columns("d")
     )
 }
 
+/// Months committed after the group's publish mark: `tenant, employee, month, first_day,
+/// last_day, revision, computed_at, rules_version, batch_seq`, then [`month_columns`].
+pub(super) fn unpublished_months() -> String {
+    format!(
+        "SELECT m.tenant_id, m.employee_id, m.month, m.first_day, m.last_day, m.revision, \
+         m.computed_at, m.rules_version, m.batch_seq, {} FROM attendance_months m \
+         WHERE m.group_id = $1 AND m.batch_seq > COALESCE((SELECT published_batch_seq \
+         FROM attendance_publish_marks WHERE consumer_group = $2), 0) \
+         ORDER BY m.batch_seq",
+        month_columns("m")
+    )
+}
+
+/// The day figures other than the engine's integer list, then that list, as stored.
+const DAY_EXTRA: [&str; 3] = ["first_in", "last_out", "anomalies"];
+
+/// The columns of a day's figures with table alias `alias`: `first_in, last_out, anomalies`,
+/// then the seconds figures and `punch_count` in [`DAY_FIELDS`] order, then `corrected`
+/// (read back with [`figures_of`](super::figures_of)).
+pub fn figure_columns(alias: &str) -> String {
+    DAY_EXTRA
+        .iter()
+        .copied()
+        .chain(DAY_FIELDS.iter().map(|f| f.name))
+        .chain(["corrected"])
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns of a month's figures in [`MONTH_FIELDS`] order, with alias `alias`.
+pub fn month_columns(alias: &str) -> String {
+    MONTH_FIELDS
+        .iter()
+        .map(|f| format!("{alias}.{}", f.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Per employee (`$1` tenants, `$2` employees, `$3`..`$4` work dates), its stored days:
+/// `index, work_date, revision, rules_version`, then [`figure_columns`].
+fn stored_days() -> String {
+    format!(
+        "SELECT k.i, d.work_date, d.revision, d.rules_version, {} \
+         FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) \
+         WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
+         JOIN attendance_days d ON d.tenant_id = k.tenant_id AND d.employee_id = k.employee_id \
+         AND d.work_date >= k.lo AND d.work_date <= k.hi",
+        figure_columns("d")
+    )
+}
+
+/// Per employee (`$1`..`$4` as [`stored_days`]), its stored months that meet the dates:
+/// `index, month, revision, rules_version`, then [`month_columns`].
+fn stored_months() -> String {
+    format!(
+        "SELECT k.i, m.month, m.revision, m.rules_version, {} \
+         FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) \
+         WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
+         JOIN attendance_months m ON m.tenant_id = k.tenant_id \
+         AND m.employee_id = k.employee_id AND m.last_day >= k.lo AND m.first_day <= k.hi",
+        month_columns("m")
+    )
+}
+
 /// The upsert of changed days: `$1` group, `$2` computed_at, `$3` batch_seq, then arrays of
-/// tenant, employee, date, first_in, last_out, anomalies (comma-joined), revision, and one
-/// `int[]` per counted figure in [`fields`] order.
+/// tenant, employee, date, first_in, last_out, anomalies (comma-joined), revision,
+/// rules_version, corrected, the four display minutes, and one `bigint[]` per figure in
+/// [`DAY_FIELDS`] order.
 fn upsert_days() -> String {
-    let columns: Vec<&str> = fields().iter().map(|f| f.column).collect();
+    let columns: Vec<&str> = DAY_FIELDS.iter().map(|f| f.name).collect();
     let n = columns.len();
-    let values: Vec<String> = (0..n).map(|i| format!("u.f{i}")).collect();
-    let arrays: Vec<String> = (0..n).map(|i| format!("${}::int[]", 11 + i)).collect();
+    let first = 17;
+    let values: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if *c == "punch_count" {
+                format!("u.f{i}::int")
+            } else {
+                format!("u.f{i}")
+            }
+        })
+        .collect();
+    let arrays: Vec<String> = (0..n)
+        .map(|i| format!("${}::bigint[]", first + i))
+        .collect();
     let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
     let sets: Vec<String> = columns
         .iter()
+        .chain(&[
+            "worked_minutes",
+            "break_minutes",
+            "night_minutes",
+            "overtime_minutes",
+            "corrected",
+            "rules_version",
+        ])
         .map(|c| format!("{c} = EXCLUDED.{c}"))
         .collect();
     format!(
         "INSERT INTO attendance_days (tenant_id, employee_id, work_date, group_id, first_in, \
-         last_out, anomalies, revision, computed_at, batch_seq, {columns}) \
-         SELECT u.t, u.e, u.d, $1, u.fi, u.lo, string_to_array(u.a, ','), u.r, $2, $3, {values} \
+         last_out, anomalies, revision, computed_at, batch_seq, rules_version, corrected, \
+         worked_minutes, break_minutes, night_minutes, overtime_minutes, double_taps, \
+         {columns}) \
+         SELECT u.t, u.e, u.d, $1, u.fi, u.lo, string_to_array(u.a, ','), u.r, $2, $3, u.rv, \
+         u.c, u.wm, u.bm, u.nm, u.om, 0, {values} \
          FROM UNNEST($4::text[], $5::text[], $6::date[], $7::timestamptz[], $8::timestamptz[], \
-         $9::text[], $10::bigint[], {arrays}) AS u(t, e, d, fi, lo, a, r, {names}) \
+         $9::text[], $10::bigint[], $11::bigint[], $12::bool[], $13::int[], $14::int[], \
+         $15::int[], $16::int[], {arrays}) \
+         AS u(t, e, d, fi, lo, a, r, rv, c, wm, bm, nm, om, {names}) \
          ON CONFLICT (tenant_id, employee_id, work_date) DO UPDATE SET \
          group_id = EXCLUDED.group_id, first_in = EXCLUDED.first_in, \
          last_out = EXCLUDED.last_out, anomalies = EXCLUDED.anomalies, {sets}, \
-         revision = EXCLUDED.revision, computed_at = EXCLUDED.computed_at, \
+         double_taps = 0, revision = EXCLUDED.revision, computed_at = EXCLUDED.computed_at, \
          batch_seq = EXCLUDED.batch_seq",
+        columns = columns.join(", "),
+        values = values.join(", "),
+        arrays = arrays.join(", "),
+        names = names.join(", "),
+        sets = sets.join(", "),
+    )
+}
+
+/// The upsert of changed months: `$1` group, `$2` computed_at, `$3` batch_seq, then arrays of
+/// tenant, employee, month, first_day, last_day, revision, rules_version, and one
+/// `bigint[]` per figure in [`MONTH_FIELDS`] order.
+fn upsert_months() -> String {
+    let columns: Vec<&str> = MONTH_FIELDS.iter().map(|f| f.name).collect();
+    let n = columns.len();
+    let first = 11;
+    let values: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if matches!(*c, "days_worked" | "anomaly_days") {
+                format!("u.f{i}::int")
+            } else {
+                format!("u.f{i}")
+            }
+        })
+        .collect();
+    let arrays: Vec<String> = (0..n)
+        .map(|i| format!("${}::bigint[]", first + i))
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .chain(&["first_day", "last_day", "rules_version"])
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO attendance_months (tenant_id, employee_id, month, group_id, first_day, \
+         last_day, revision, rules_version, computed_at, batch_seq, {columns}) \
+         SELECT u.t, u.e, u.m, $1, u.fd, u.ld, u.r, u.rv, $2, $3, {values} \
+         FROM UNNEST($4::text[], $5::text[], $6::text[], $7::date[], $8::date[], \
+         $9::bigint[], $10::bigint[], {arrays}) AS u(t, e, m, fd, ld, r, rv, {names}) \
+         ON CONFLICT (tenant_id, employee_id, month) DO UPDATE SET \
+         group_id = EXCLUDED.group_id, {sets}, revision = EXCLUDED.revision, \
+         computed_at = EXCLUDED.computed_at, batch_seq = EXCLUDED.batch_seq",
         columns = columns.join(", "),
         values = values.join(", "),
         arrays = arrays.join(", "),
@@ -156,7 +282,6 @@ pub(super) async fn prepare(client: &Client) -> Result<Statements, tokio_postgre
     Ok(Statements {
         lock: client.prepare(SQL_LOCK).await?,
         offsets: client.prepare(offsets::SQL_LOAD).await?,
-        tenants: client.prepare(SQL_TENANTS).await?,
         punches: client.prepare(SQL_PUNCHES).await?,
         rejections: client.prepare(SQL_REJECTIONS).await?,
         insert_punches: client.prepare(SQL_INSERT_PUNCHES).await?,
@@ -164,9 +289,12 @@ pub(super) async fn prepare(client: &Client) -> Result<Statements, tokio_postgre
         insert_conflicts: client.prepare(SQL_INSERT_CONFLICTS).await?,
         upsert_rejections: client.prepare(SQL_UPSERT_REJECTIONS).await?,
         delete_rejections: client.prepare(SQL_DELETE_REJECTIONS).await?,
-        day_punches: client.prepare(SQL_DAY_PUNCHES).await?,
-        days: client.prepare(&days()).await?,
+        window_punches: client.prepare(SQL_WINDOW_PUNCHES).await?,
+        bounds: client.prepare(SQL_BOUNDS).await?,
+        stored_days: client.prepare(&stored_days()).await?,
+        stored_months: client.prepare(&stored_months()).await?,
         upsert_days: client.prepare(&upsert_days()).await?,
+        upsert_months: client.prepare(&upsert_months()).await?,
         store_offsets: client.prepare(offsets::SQL_STORE).await?,
         mark: client.prepare(SQL_MARK).await?,
         unfinished: client.prepare(marker::SQL_UNFINISHED).await?,
@@ -178,13 +306,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_day_statements_follow_the_fields() {
+    fn the_record_statements_follow_the_fields() {
         let upsert = upsert_days();
-        for field in fields() {
-            assert!(upsert.contains(&format!("{0} = EXCLUDED.{0}", field.column)));
-            assert!(days().contains(&format!("d.{}", field.column)));
+        for field in DAY_FIELDS {
+            assert!(upsert.contains(&format!("{0} = EXCLUDED.{0}", field.name)));
+            assert!(stored_days().contains(&format!("d.{}", field.name)));
         }
-        let last = format!("${}::int[]", 10 + fields().len());
-        assert!(upsert.contains(&last), "one int[] parameter per field");
+        let last = format!("${}::bigint[]", 16 + DAY_FIELDS.len());
+        assert!(upsert.contains(&last), "one bigint[] parameter per field");
+        let months = upsert_months();
+        for field in MONTH_FIELDS {
+            assert!(months.contains(&format!("{0} = EXCLUDED.{0}", field.name)));
+            assert!(stored_months().contains(&format!("m.{}", field.name)));
+        }
+        let last = format!("${}::bigint[]", 10 + MONTH_FIELDS.len());
+        assert!(
+            months.contains(&last),
+            "one bigint[] parameter per month field"
+        );
     }
 }

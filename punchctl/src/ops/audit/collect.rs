@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use dakoku_kafka::scan::{OnRecord, scan_range};
 use dakoku_kafka::{Admin, Reader};
-use dakoku_rules as rules;
 use dakoku_schemas::{
     CheckedPunch, ConsumerGroup, RawPunch, TenantId, Topic, Verdict, VerdictKey, decode,
 };
@@ -16,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
-use super::model::{Calendar, DayKey, DayRow, Log, NONE, StoredRow};
+use super::model::{DayRow, EmployeeKey, Log, MonthRow, NONE, Rules, StoredRow};
 use super::request::{AuditError, AuditProgress, AuditRequest};
 use crate::ops::lag;
 
@@ -28,7 +27,7 @@ pub(crate) struct Snapshot {
     /// Attendance's stored positions on the checked topic.
     pub(crate) applied: BTreeMap<i32, i64>,
     /// Each tenant's calendar, by tenant id.
-    pub(crate) calendars: HashMap<String, Calendar>,
+    pub(crate) calendars: HashMap<String, Rules>,
     /// (partition, offset) of verdicts attendance set aside as conflicts.
     pub(crate) conflicts: HashSet<(i32, i64)>,
     /// licence-check replays of the raw topic: partition -> [from, to) ranges.
@@ -80,34 +79,22 @@ pub(crate) async fn read_snapshot(
     })
 }
 
-async fn calendars(
-    tx: &Transaction<'_>,
-) -> Result<HashMap<String, Calendar>, tokio_postgres::Error> {
-    let rows = tx
-        .query(
-            "SELECT tenant_id, time_zone, day_change_time FROM tenants",
-            &[],
-        )
-        .await?;
-    Ok(rows
+/// Every tenant's work rules (the audit judges own work dates and recomputes with them).
+async fn calendars(tx: &Transaction<'_>) -> Result<HashMap<String, Rules>, AuditError> {
+    let tenants: Vec<String> = tx
+        .query("SELECT tenant_id FROM tenants", &[])
+        .await?
         .iter()
-        .map(|r| {
-            let zone: String = r.get(1);
-            (
-                r.get(0),
-                Calendar {
-                    tz: zone.parse().unwrap_or(rules::DEFAULT_TIME_ZONE),
-                    day_change: r.get(2),
-                },
-            )
-        })
-        .collect())
+        .map(|r| r.get(0))
+        .collect();
+    let ids: Vec<&str> = tenants.iter().map(String::as_str).collect();
+    Ok(dakoku_store::master::rules::rulebooks(tx, &ids).await?)
 }
 
 /// What the Kafka phase needs from Postgres.
 pub(crate) struct KafkaInput {
     pub(crate) request: AuditRequest,
-    pub(crate) calendars: HashMap<String, Calendar>,
+    pub(crate) calendars: HashMap<String, Rules>,
     /// Attendance's stored positions on the checked topic.
     pub(crate) applied: BTreeMap<i32, i64>,
     /// (partition, offset) of verdicts attendance set aside as conflicts.
@@ -331,13 +318,10 @@ pub(crate) async fn count_punches(
 ) -> Result<i64, tokio_postgres::Error> {
     Ok(tx
         .query_one(
-            "SELECT count(*) FROM punches WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2) \
-             AND ($3::date IS NULL OR work_date >= $3) AND ($4::date IS NULL OR work_date <= $4)",
+            "SELECT count(*) FROM punches WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2)",
             &[
                 &request.group.as_str(),
                 &request.tenant.as_ref().map(TenantId::as_str),
-                &request.from,
-                &request.to,
             ],
         )
         .await?
@@ -390,46 +374,57 @@ impl<'t, T> Cursor<'t, T> {
     }
 }
 
-/// Streams the stored punches and attendance days in scope, calling `on_day` once per
-/// `(tenant, employee, work date)` in `COLLATE "C"` order with the day's punch rows and its
-/// `attendance_days` row, if any.
-pub(crate) async fn for_each_day(
+/// Streams the stored punches, days and months in scope, calling `on_employee` once per
+/// `(tenant, employee)` in `COLLATE "C"` order with all of the employee's punch rows (in time
+/// order), day rows and month rows. The recompute needs the whole history, so `--from`/`--to`
+/// narrow what is judged, not what is read.
+pub(crate) async fn for_each_employee(
     tx: &Transaction<'_>,
     request: &AuditRequest,
-    mut on_day: impl FnMut(&DayKey, &[StoredRow], Option<&DayRow>),
+    mut on_employee: impl FnMut(&EmployeeKey, &[StoredRow], &[DayRow], &[MonthRow]),
 ) -> Result<(), AuditError> {
     let group = request.group.as_str();
     let tenant = request.tenant.as_ref().map(TenantId::as_str);
-    let params: [&(dyn ToSql + Sync); 4] = [&group, &tenant, &request.from, &request.to];
+    let params: [&(dyn ToSql + Sync); 2] = [&group, &tenant];
     let mut punches = Cursor::open(tx, StoredRow::SQL, &params, StoredRow::of).await?;
     let mut days = Cursor::open(tx, &DayRow::sql(), &params, DayRow::of).await?;
+    let mut months = Cursor::open(tx, &MonthRow::sql(), &params, MonthRow::of).await?;
     loop {
         punches.fill().await?;
         days.fill().await?;
-        let key = match (punches.peek(), days.peek()) {
-            (None, None) => break,
-            (Some(p), None) => p.day(),
-            (None, Some(d)) => d.key.clone(),
-            (Some(p), Some(d)) => {
-                let pk = p.day();
-                if pk <= d.key { pk } else { d.key.clone() }
-            }
+        months.fill().await?;
+        let candidates = [
+            punches.peek().map(StoredRow::employee_key),
+            days.peek().map(|d| (d.key.0.clone(), d.key.1.clone())),
+            months.peek().map(|m| m.employee.clone()),
+        ];
+        let Some(key) = candidates.into_iter().flatten().min() else {
+            break;
         };
         let mut rows = Vec::new();
-        loop {
+        while let Some(p) = punches.peek()
+            && p.tenant == key.0
+            && p.employee == key.1
+        {
+            rows.extend(punches.pop());
             punches.fill().await?;
-            match punches.peek() {
-                Some(p) if p.tenant == key.0 && p.employee == key.1 && p.work_date == key.2 => {
-                    rows.extend(punches.pop());
-                }
-                _ => break,
-            }
         }
-        let day = match days.peek() {
-            Some(d) if d.key == key => days.pop(),
-            _ => None,
-        };
-        on_day(&key, &rows, day.as_ref());
+        let mut day_rows = Vec::new();
+        while let Some(d) = days.peek()
+            && d.key.0 == key.0
+            && d.key.1 == key.1
+        {
+            day_rows.extend(days.pop());
+            days.fill().await?;
+        }
+        let mut month_rows = Vec::new();
+        while let Some(m) = months.peek()
+            && m.employee == key
+        {
+            month_rows.extend(months.pop());
+            months.fill().await?;
+        }
+        on_employee(&key, &rows, &day_rows, &month_rows);
     }
     Ok(())
 }

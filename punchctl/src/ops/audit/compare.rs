@@ -1,16 +1,17 @@
 //! The audit's second stage, pure: the log's per-punch counts against each other (raw ->
-//! checked), the stored rows against the latest verdicts (checked -> Postgres), and each day's
-//! stored figures against a recomputation with the attendance rules.
+//! checked), the stored rows against the latest verdicts (checked -> Postgres), and each
+//! employee's stored days and months against a full recomputation with the attendance rules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use dakoku_rules::{self as rules, DayFigures, Punch};
+use dakoku_rules::v2::figures::{DAY_FIELDS, MONTH_FIELDS};
+use dakoku_rules::v2::{self as engine, DayFigures, Month, MonthFigures, Punch};
 use dakoku_schemas::{DeviceId, PunchId, PunchKind, TenantId};
 use uuid::Uuid;
 
-use super::findings::{AuditReport, DayFinding, DaysStage, Figures, StoredStage};
-use super::model::{Calendar, DayKey, DayRow, Log, StoredRow};
+use super::findings::{AuditReport, DayFinding, DaysStage, Figures, MonthFinding, StoredStage};
+use super::model::{DayRow, EmployeeKey, Log, MonthRow, Rules, StoredRow};
 use super::request::AuditRequest;
 
 fn in_dates(request: &AuditRequest, date: NaiveDate) -> bool {
@@ -75,27 +76,47 @@ pub(crate) fn judge_checked(request: &AuditRequest, log: &Log, report: &mut Audi
     }
 }
 
-/// One day: its stored rows against the log, its doubled punches, its figures.
-pub(crate) fn judge_day(
+/// One employee: their stored rows against the log (those in the date range), doubled
+/// punches, and their days and months against a full recomputation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn judge_employee(
     request: &AuditRequest,
     log: &mut Log,
     report: &mut AuditReport,
-    key: &DayKey,
+    key: &EmployeeKey,
     rows: &[StoredRow],
-    day: Option<&DayRow>,
-    calendar: Calendar,
+    days: &[DayRow],
+    months: &[MonthRow],
+    rules: &Rules,
 ) {
-    let counting = judge_rows(request, log, &mut report.stored, rows);
-    judge_doubles(log, &mut report.stored, &counting, request.limit);
-    judge_figures(
-        &mut report.days,
-        key,
-        rows,
-        &counting,
-        day,
-        calendar,
-        request.limit,
-    );
+    let in_scope: Vec<StoredRow> = rows
+        .iter()
+        .filter(|r| in_dates(request, r.work_date))
+        .cloned()
+        .collect();
+    let counting_in_scope = judge_rows(request, log, &mut report.stored, &in_scope);
+    let counting: Vec<&StoredRow> = rows.iter().filter(|r| !r.withdrawn).collect();
+    judge_doubles(log, &mut report.stored, &counting_in_scope, request.limit);
+    let computed = engine::compute(rules.rulebook(), &punches_of(&counting), &[]);
+    judge_days(request, &mut report.days, key, rows, &computed.days, days);
+    judge_months(request, &mut report.days, key, &computed.months, months);
+}
+
+fn punches_of(rows: &[&StoredRow]) -> Vec<Punch> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(Punch {
+                id: r.punch_id.to_string(),
+                seq: u64::try_from(r.seq).ok()?,
+                kind: PunchKind::ALL
+                    .iter()
+                    .copied()
+                    .find(|k| k.as_str() == r.kind)?,
+                at: r.at.timestamp(),
+                added: false,
+            })
+        })
+        .collect()
 }
 
 /// Each stored row of a day against the log; returns the rows that count (not withdrawn).
@@ -214,68 +235,102 @@ fn judge_doubles(log: &Log, stage: &mut StoredStage, counting: &[&StoredRow], li
     }
 }
 
-/// The day's figures, recomputed from its counting punches, against its stored row.
-fn judge_figures(
-    days: &mut DaysStage,
-    key: &DayKey,
+/// Each day in range, recomputed, against its stored row. A stored row of zeros with no
+/// recomputed day is a day that no longer exists (kept so compacted-topic readers see it go).
+fn judge_days(
+    request: &AuditRequest,
+    stage: &mut DaysStage,
+    key: &EmployeeKey,
     rows: &[StoredRow],
-    counting: &[&StoredRow],
-    day: Option<&DayRow>,
-    calendar: Calendar,
-    limit: usize,
+    computed: &BTreeMap<NaiveDate, DayFigures>,
+    stored_rows: &[DayRow],
 ) {
-    let punches: Vec<Punch> = counting
-        .iter()
-        .filter_map(|r| {
-            Some(Punch {
-                punch_id: r.punch_id,
-                seq: u64::try_from(r.seq).ok()?,
-                kind: PunchKind::ALL
-                    .iter()
-                    .copied()
-                    .find(|k| k.as_str() == r.kind)?,
-                at: r.at.timestamp_millis(),
-            })
-        })
-        .collect();
-    let recomputed = rules::compute_day(&punches, calendar.tz);
-    days.rows += u64::from(day.is_some());
-    if day.is_none() && recomputed == DayFigures::default() {
-        // Nothing counts and there is no row: nothing to check (all withdrawn, never counted).
-        return;
+    let stored: BTreeMap<NaiveDate, &DayFigures> =
+        stored_rows.iter().map(|d| (d.key.2, &d.figures)).collect();
+    let dates: BTreeSet<NaiveDate> = computed.keys().chain(stored.keys()).copied().collect();
+    let zero = DayFigures::default();
+    for date in dates.into_iter().filter(|d| in_dates(request, *d)) {
+        let stored = stored.get(&date).copied();
+        let recomputed = computed.get(&date).unwrap_or(&zero);
+        stage.rows += u64::from(stored.is_some());
+        stage.checked += 1;
+        if stored == Some(recomputed) {
+            continue;
+        }
+        let detail = match stored {
+            None => "no attendance_days row, though punches count on this day".to_owned(),
+            Some(stored) => differences(stored, recomputed).join(", "),
+        };
+        let own = |r: &&StoredRow| r.work_date == date;
+        stage.differing.push(
+            DayFinding {
+                tenant: key.0.clone(),
+                employee: key.1.clone(),
+                work_date: date,
+                stored: stored.map(Figures::from),
+                recomputed: Figures::from(recomputed),
+                counting_punches: rows.iter().filter(own).filter(|r| !r.withdrawn).count() as u64,
+                withdrawn_punches: rows.iter().filter(own).filter(|r| r.withdrawn).count() as u64,
+                detail,
+            },
+            request.limit,
+        );
     }
-    days.checked += 1;
-    let stored = day.map(|d| &d.figures);
-    if stored == Some(&recomputed) {
-        return;
-    }
-    let detail = match stored {
-        None => "no attendance_days row, though punches count on this day".to_owned(),
-        Some(stored) => differences(stored, &recomputed).join(", "),
-    };
-    days.differing.push(
-        DayFinding {
-            tenant: key.0.clone(),
-            employee: key.1.clone(),
-            work_date: key.2,
-            stored: stored.map(Figures::from),
-            recomputed: Figures::from(&recomputed),
-            counting_punches: counting.len() as u64,
-            withdrawn_punches: (rows.len() - counting.len()) as u64,
-            detail,
-        },
-        limit,
-    );
 }
 
-/// `field stored -> recomputed` for each differing field.
+/// Each month meeting the range, recomputed, against its stored row.
+fn judge_months(
+    request: &AuditRequest,
+    stage: &mut DaysStage,
+    key: &EmployeeKey,
+    computed: &BTreeMap<Month, MonthFigures>,
+    stored_rows: &[MonthRow],
+) {
+    let stored: BTreeMap<Month, &MonthRow> = stored_rows
+        .iter()
+        .filter_map(|m| Some((m.month?, m)))
+        .collect();
+    let months: BTreeSet<Month> = computed.keys().chain(stored.keys()).copied().collect();
+    let zero = MonthFigures::default();
+    for month in months {
+        let row = stored.get(&month).copied();
+        if let Some(row) = row
+            && !(request.from.is_none_or(|f| row.last_day >= f)
+                && request.to.is_none_or(|t| row.first_day <= t))
+        {
+            continue;
+        }
+        let recomputed = computed.get(&month).unwrap_or(&zero);
+        stage.months_checked += 1;
+        let stored_figures = row.map(|r| &r.figures);
+        if stored_figures == Some(recomputed) {
+            continue;
+        }
+        let detail = match stored_figures {
+            None => "no attendance_months row, though the month has days".to_owned(),
+            Some(stored) => month_differences(stored, recomputed).join(", "),
+        };
+        stage.months_differing.push(
+            MonthFinding {
+                tenant: key.0.clone(),
+                employee: key.1.clone(),
+                month: month.to_string(),
+                detail,
+            },
+            request.limit,
+        );
+    }
+}
+
+/// `field stored -> recomputed` for each differing field of a day.
 fn differences(stored: &DayFigures, recomputed: &DayFigures) -> Vec<String> {
     let mut out = Vec::new();
     let time = |t: Option<i64>| {
-        t.and_then(DateTime::from_timestamp_millis).map_or_else(
-            || "none".to_owned(),
-            |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
-        )
+        t.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+            .map_or_else(
+                || "none".to_owned(),
+                |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
     };
     let mut field = |name: &str, a: String, b: String| {
         if a != b {
@@ -284,42 +339,33 @@ fn differences(stored: &DayFigures, recomputed: &DayFigures) -> Vec<String> {
     };
     field("first_in", time(stored.first_in), time(recomputed.first_in));
     field("last_out", time(stored.last_out), time(recomputed.last_out));
+    for f in DAY_FIELDS {
+        field(
+            f.name,
+            (f.get)(stored).to_string(),
+            (f.get)(recomputed).to_string(),
+        );
+    }
+    let codes = |d: &DayFigures| {
+        let codes: Vec<&str> = d.anomalies.iter().map(|a| a.as_str()).collect();
+        format!("[{}]", codes.join(","))
+    };
+    field("anomalies", codes(stored), codes(recomputed));
     field(
-        "worked_minutes",
-        stored.worked_minutes.to_string(),
-        recomputed.worked_minutes.to_string(),
-    );
-    field(
-        "break_minutes",
-        stored.break_minutes.to_string(),
-        recomputed.break_minutes.to_string(),
-    );
-    field(
-        "night_minutes",
-        stored.night_minutes.to_string(),
-        recomputed.night_minutes.to_string(),
-    );
-    field(
-        "overtime_minutes",
-        stored.overtime_minutes.to_string(),
-        recomputed.overtime_minutes.to_string(),
-    );
-    field(
-        "punch_count",
-        stored.punch_count.to_string(),
-        recomputed.punch_count.to_string(),
-    );
-    field(
-        "double_taps",
-        stored.double_taps.to_string(),
-        recomputed.double_taps.to_string(),
-    );
-    field(
-        "anomalies",
-        format!("[{}]", stored.anomaly_codes().join(",")),
-        format!("[{}]", recomputed.anomaly_codes().join(",")),
+        "corrected",
+        stored.corrected.to_string(),
+        recomputed.corrected.to_string(),
     );
     out
+}
+
+/// `field stored -> recomputed` for each differing field of a month.
+fn month_differences(stored: &MonthFigures, recomputed: &MonthFigures) -> Vec<String> {
+    MONTH_FIELDS
+        .iter()
+        .filter(|f| (f.get)(stored) != (f.get)(recomputed))
+        .map(|f| format!("{} {} -> {}", f.name, (f.get)(stored), (f.get)(recomputed)))
+        .collect()
 }
 
 /// Counts the punches the log expects stored, applied or rejected, and returns those expected
@@ -387,20 +433,28 @@ mod tests {
     #[test]
     fn differences_name_each_field_with_both_values() {
         let stored = DayFigures {
-            worked_minutes: 480,
+            worked_seconds: 28_800,
             punch_count: 4,
             ..DayFigures::default()
         };
         let recomputed = DayFigures {
-            worked_minutes: 420,
+            worked_seconds: 28_770,
             punch_count: 4,
-            double_taps: 1,
+            corrected: true,
             ..DayFigures::default()
         };
         assert_eq!(
             differences(&stored, &recomputed),
-            ["worked_minutes 480 -> 420", "double_taps 0 -> 1"]
+            ["worked_seconds 28800 -> 28770", "corrected false -> true"]
         );
         assert!(differences(&stored, &stored).is_empty());
+        let month = MonthFigures {
+            overtime_seconds: 3_600,
+            ..MonthFigures::default()
+        };
+        assert_eq!(
+            month_differences(&month, &MonthFigures::default()),
+            ["overtime_seconds 3600 -> 0"]
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! and the days whose figures differ from a recomputation. Plain data, serialisable as JSON.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use dakoku_rules::DayFigures;
+use dakoku_rules::v2::DayFigures;
+use dakoku_rules::v2::figures::DAY_FIELDS;
 use dakoku_schemas::{GroupId, TenantId};
 use serde::Serialize;
 use uuid::Uuid;
@@ -140,36 +141,40 @@ pub struct Figures {
     pub first_in: Option<DateTime<Utc>>,
     /// Latest kept clock-out.
     pub last_out: Option<DateTime<Utc>>,
-    /// Worked minutes.
-    pub worked_minutes: i32,
-    /// Break minutes.
-    pub break_minutes: i32,
-    /// Night minutes.
-    pub night_minutes: i32,
-    /// Overtime minutes.
-    pub overtime_minutes: i32,
-    /// Kept punches.
-    pub punch_count: i32,
-    /// Ignored double taps.
-    pub double_taps: i32,
+    /// The integer figures (seconds, `punch_count`) by name, in the engine's order.
+    pub figures: Vec<(String, i64)>,
     /// Anomaly codes, sorted.
     pub anomalies: Vec<String>,
+    /// Whether a correction touched the day.
+    pub corrected: bool,
 }
 
 impl From<&DayFigures> for Figures {
     fn from(f: &DayFigures) -> Self {
         Self {
-            first_in: f.first_in.and_then(DateTime::from_timestamp_millis),
-            last_out: f.last_out.and_then(DateTime::from_timestamp_millis),
-            worked_minutes: f.worked_minutes,
-            break_minutes: f.break_minutes,
-            night_minutes: f.night_minutes,
-            overtime_minutes: f.overtime_minutes,
-            punch_count: f.punch_count,
-            double_taps: f.double_taps,
-            anomalies: f.anomaly_codes(),
+            first_in: f.first_in.and_then(|s| DateTime::from_timestamp(s, 0)),
+            last_out: f.last_out.and_then(|s| DateTime::from_timestamp(s, 0)),
+            figures: DAY_FIELDS
+                .iter()
+                .map(|field| (field.name.to_owned(), (field.get)(f)))
+                .collect(),
+            anomalies: f.anomalies.iter().map(|a| a.as_str().to_owned()).collect(),
+            corrected: f.corrected,
         }
     }
+}
+
+/// An attendance month whose stored figures differ from a recomputation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthFinding {
+    /// The tenant.
+    pub tenant: String,
+    /// The employee.
+    pub employee: String,
+    /// The payroll month, `YYYY-MM`.
+    pub month: String,
+    /// The fields that differ, `name stored -> recomputed`, or why.
+    pub detail: String,
 }
 
 /// An attendance day whose stored figures differ from a recomputation.
@@ -202,6 +207,10 @@ pub struct DaysStage {
     pub checked: u64,
     /// Days whose figures differ (or whose row is missing).
     pub differing: Findings<DayFinding>,
+    /// Months recomputed (rows, and months with days but no row).
+    pub months_checked: u64,
+    /// Months whose figures differ (or whose row is missing).
+    pub months_differing: Findings<MonthFinding>,
 }
 
 /// What an audit found.
@@ -239,6 +248,7 @@ impl AuditReport {
             + self.stored.unexpected.count
             + self.stored.doubled.count
             + self.days.differing.count
+            + self.days.months_differing.count
     }
 
     /// Whether nothing is off.

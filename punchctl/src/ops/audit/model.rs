@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use dakoku_rules::{self as rules, DayFigures};
+use dakoku_rules::v2::calendar::work_date;
+use dakoku_rules::v2::{DayFigures, Month, MonthFigures};
 use dakoku_schemas::{PunchKind, VerdictKey};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -65,8 +66,17 @@ pub(crate) struct Entry {
     pub(crate) stored: bool,
 }
 
-/// A tenant's calendar: the workspace's one (`dakoku_rules::Calendar`).
-pub(crate) use dakoku_rules::Calendar;
+/// A tenant's work rules, as the attendance consumer reads them.
+pub(crate) use dakoku_store::master::rules::StoredRulebook as Rules;
+
+/// The own work date of a punch at `at_millis` of `tenant` (defaults for an unknown tenant).
+pub(crate) fn own_date(rules: &HashMap<String, Rules>, tenant: &str, at_millis: i64) -> NaiveDate {
+    let at = at_millis.div_euclid(1000);
+    match rules.get(tenant) {
+        Some(r) => work_date(at, r.rulebook().at_instant(at)),
+        None => work_date(at, Rules::defaults().rulebook().at_instant(at)),
+    }
+}
 
 /// Everything the Kafka phase learned.
 #[derive(Debug, Default)]
@@ -86,17 +96,13 @@ impl Log {
     pub(crate) fn entry(
         &mut self,
         id: Uuid,
-        calendars: &HashMap<String, Calendar>,
+        rules: &HashMap<String, Rules>,
         make: impl FnOnce(&mut Names) -> (u32, u32, u64, i64, PunchKind),
     ) -> &mut Entry {
         let names = &mut self.names;
         self.entries.entry(id).or_insert_with(|| {
             let (tenant, device, seq, at, kind) = make(names);
-            let calendar = names
-                .name(tenant)
-                .and_then(|t| calendars.get(t))
-                .copied()
-                .unwrap_or_default();
+            let work_date = own_date(rules, names.name(tenant).unwrap_or_default(), at);
             Entry {
                 tenant,
                 device,
@@ -104,7 +110,7 @@ impl Log {
                 seq,
                 at,
                 kind,
-                work_date: rules::work_date(at, calendar.tz, calendar.day_change),
+                work_date,
                 raw: 0,
                 raw_judged: 0,
                 raw_bound: 0,
@@ -155,8 +161,7 @@ impl StoredRow {
     pub(crate) const SQL: &'static str = "SELECT punch_id, tenant_id, device_id, seq, card_id, employee_id, \
          kind, at, work_date, withdrawn, source_partition, source_offset FROM punches \
          WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2) \
-         AND ($3::date IS NULL OR work_date >= $3) AND ($4::date IS NULL OR work_date <= $4) \
-         ORDER BY tenant_id COLLATE \"C\", employee_id COLLATE \"C\", work_date, punch_id";
+         ORDER BY tenant_id COLLATE \"C\", employee_id COLLATE \"C\", at, punch_id";
 
     pub(crate) fn of(row: &Row) -> Self {
         Self {
@@ -175,8 +180,8 @@ impl StoredRow {
         }
     }
 
-    pub(crate) fn day(&self) -> DayKey {
-        (self.tenant.clone(), self.employee.clone(), self.work_date)
+    pub(crate) fn employee_key(&self) -> EmployeeKey {
+        (self.tenant.clone(), self.employee.clone())
     }
 
     pub(crate) fn finding(&self, detail: String) -> PunchFinding {
@@ -202,13 +207,12 @@ pub(crate) struct DayRow {
 }
 
 impl DayRow {
-    /// The stored days in scope: key, then the store's own figure columns (driven by
-    /// `dakoku_rules::fields()`, so a new figure needs no edit here).
+    /// The stored days of the scope's employees: key, then the store's own figure columns
+    /// (driven by the engine's figure list, so a new figure needs no edit here).
     pub(crate) fn sql() -> String {
         format!(
             "SELECT d.tenant_id, d.employee_id, d.work_date, {} FROM attendance_days d \
              WHERE d.group_id = $1 AND ($2::text IS NULL OR d.tenant_id = $2) \
-             AND ($3::date IS NULL OR d.work_date >= $3) AND ($4::date IS NULL OR d.work_date <= $4) \
              ORDER BY d.tenant_id COLLATE \"C\", d.employee_id COLLATE \"C\", d.work_date",
             dakoku_attendance::store::figure_columns("d")
         )
@@ -223,5 +227,41 @@ impl DayRow {
     }
 }
 
+/// One `attendance_months` row.
+#[derive(Debug, Clone)]
+pub(crate) struct MonthRow {
+    pub(crate) employee: EmployeeKey,
+    pub(crate) month: Option<Month>,
+    pub(crate) first_day: NaiveDate,
+    pub(crate) last_day: NaiveDate,
+    pub(crate) figures: MonthFigures,
+}
+
+impl MonthRow {
+    /// The stored months of the scope's employees.
+    pub(crate) fn sql() -> String {
+        format!(
+            "SELECT m.tenant_id, m.employee_id, m.month, m.first_day, m.last_day, {} \
+             FROM attendance_months m \
+             WHERE m.group_id = $1 AND ($2::text IS NULL OR m.tenant_id = $2) \
+             ORDER BY m.tenant_id COLLATE \"C\", m.employee_id COLLATE \"C\", m.month",
+            dakoku_attendance::store::month_columns("m")
+        )
+    }
+
+    pub(crate) fn of(row: &Row) -> Self {
+        Self {
+            employee: (row.get(0), row.get(1)),
+            month: Month::parse(row.get(2)),
+            first_day: row.get(3),
+            last_day: row.get(4),
+            figures: dakoku_attendance::store::month_figures_of(row, 5),
+        }
+    }
+}
+
 /// `(tenant, employee, work date)`, ordered bytewise like `COLLATE "C"`.
 pub(crate) type DayKey = (String, String, NaiveDate);
+
+/// `(tenant, employee)`, ordered bytewise like `COLLATE "C"`.
+pub(crate) type EmployeeKey = (String, String);

@@ -98,6 +98,19 @@ pub fn write_report(report: &AuditReport, out: &mut dyn Write) -> std::io::Resul
         )?;
     }
     more(out, &d.differing)?;
+    writeln!(
+        out,
+        "  months checked: {}; differing: {}",
+        d.months_checked, d.months_differing.count
+    )?;
+    for month in &d.months_differing.examples {
+        writeln!(
+            out,
+            "    {}/{}/{}: {}",
+            month.tenant, month.employee, month.month, month.detail
+        )?;
+    }
+    more(out, &d.months_differing)?;
     for note in &report.notes {
         writeln!(out, "  note: {note}")?;
     }

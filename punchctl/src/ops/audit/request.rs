@@ -73,6 +73,9 @@ pub enum AuditError {
         /// The limit.
         timeout: Duration,
     },
+    /// A tenant's stored work rules could not be read.
+    #[error(transparent)]
+    Rules(#[from] dakoku_store::master::rules::RulesError),
     /// Connecting to Postgres failed.
     #[error(transparent)]
     Connect(#[from] dakoku_store::StoreError),

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::collect::{self, KafkaInput};
 use super::compare;
 use super::findings::{AuditReport, CheckedStage, DaysStage, StoredStage};
-use super::model::Log;
+use super::model::{Log, Rules};
 use super::request::{AuditError, AuditProgress, AuditRequest};
 
 /// Runs an audit.
@@ -60,10 +60,20 @@ pub async fn run(
     let rows = collect::count_punches(&tx, request).await?;
     progress.phase("comparing with Postgres", u64::try_from(rows).unwrap_or(0));
     let compared = Instant::now();
-    collect::for_each_day(&tx, request, |key, rows, day| {
+    let defaults = Rules::defaults();
+    collect::for_each_employee(&tx, request, |key, rows, days, months| {
         progress.advance(rows.len() as u64);
-        let calendar = calendars.get(&key.0).copied().unwrap_or_default();
-        compare::judge_day(request, &mut log, &mut report, key, rows, day, calendar);
+        let rules = calendars.get(&key.0).unwrap_or(&defaults);
+        compare::judge_employee(
+            request,
+            &mut log,
+            &mut report,
+            key,
+            rows,
+            days,
+            months,
+            rules,
+        );
     })
     .await?;
     let candidates = compare::unstored_candidates(request, &log, &mut report.stored);
