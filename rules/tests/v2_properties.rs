@@ -300,13 +300,15 @@ proptest! {
                 })
             })
         };
-        let mut touched: Vec<i64> = new_punches.iter().map(|p| p.at).collect();
+        let mut added: Vec<i64> = new_punches.iter().map(|p| p.at).collect();
+        let mut removed: Vec<i64> = Vec::new();
         for c in &new_corrections {
             match &c.action {
-                CorrectionAction::Add { at, .. } => touched.push(*at),
-                CorrectionAction::Void { target } => touched.extend(instant_of(target)),
+                CorrectionAction::Add { at, .. } => added.push(*at),
+                CorrectionAction::Void { target } => removed.extend(instant_of(target)),
             }
         }
+        let touched: Vec<i64> = added.iter().chain(&removed).copied().collect();
         let Some((&low, &high)) = touched.iter().min().zip(touched.iter().max()) else {
             prop_assert_eq!(before, full);
             return Ok(());
@@ -318,9 +320,11 @@ proptest! {
         let span = i64::from(load_days) * 86_400;
         let from = kept.partition_point(|p| p.at < low - span);
         let to = kept.partition_point(|p| p.at <= high + span);
-        let plan = plan(&rules, &kept[from..to], &touched, (from == 0, to == kept.len()))
+        let plan = plan(&rules, &kept[from..to], &added, &removed, (from == 0, to == kept.len()))
             .map(|p| (p.punches.start + from..p.punches.end + from, p.dates))
-            .or_else(|| plan(&rules, &kept, &touched, (true, true)).map(|p| (p.punches, p.dates)))
+            .or_else(|| {
+                plan(&rules, &kept, &added, &removed, (true, true)).map(|p| (p.punches, p.dates))
+            })
             .expect("the whole history always plans");
         let (range, window_dates) = plan;
         let (lo, hi) = match (kept.get(range.start), range.end.checked_sub(1).and_then(|i| kept.get(i))) {

@@ -18,8 +18,10 @@ ALTER TABLE attendance_days
     ADD COLUMN rules_version            bigint NOT NULL DEFAULT 0;
 
 -- Pairing runs over an employee's punches in time order, across work dates: the consumer loads
--- a window of them by instant.
+-- a window of them by instant, and the audit reads each employee's punches in that order. No
+-- query selects punches by their own work date any more.
 CREATE INDEX punches_employee_at_idx ON punches (tenant_id, employee_id, at);
+DROP INDEX punches_day_idx;
 
 -- One employee's figures for one payroll month (the month of the tenant's closing_day that the
 -- work date falls in), for payroll: published on payroll.monthly.<group> and exported by

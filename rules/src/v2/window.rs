@@ -36,10 +36,11 @@ pub struct Recompute {
     pub dates: (NaiveDate, NaiveDate),
 }
 
-/// Plans the recompute of a change at the instants `touched` (punches added, withdrawn or
-/// voided; a removed punch's instant too), given the employee's kept punches `loaded` (sorted
-/// by `at`, `seq`, `id`, the change applied) as far as the caller loaded them; `complete` says
-/// whether they reach the start and the end of the history. `None`: load more and ask again.
+/// Plans the recompute of a change: the instants `added` (punches stored, reinstated or added
+/// by a correction) and `removed` (punches withdrawn or voided), given the employee's kept
+/// punches `loaded` (sorted by `at`, `seq`, `id`, the change applied) as far as the caller
+/// loaded them; `complete` says whether they reach the start and the end of the history.
+/// `None`: load more and ask again.
 ///
 /// The punches fall into *segments* at sync points: between two punches more than the longest
 /// double tap apart where the earlier one is a `clock_out` (after it no span is open, whatever
@@ -51,10 +52,12 @@ pub struct Recompute {
 pub fn plan(
     rules: &Rulebook,
     loaded: &[Punch],
-    touched: &[i64],
+    added: &[i64],
+    removed: &[i64],
     complete: (bool, bool),
 ) -> Option<Recompute> {
-    let (Some(&low), Some(&high)) = (touched.iter().min(), touched.iter().max()) else {
+    let all = || added.iter().chain(removed).copied();
+    let (Some(low), Some(high)) = (all().min(), all().max()) else {
         return Some(Recompute {
             punches: 0..0,
             dates: (NaiveDate::MAX, NaiveDate::MIN),
@@ -62,14 +65,21 @@ pub fn plan(
     };
     let reach = reach(rules);
     let own = |at: i64| work_date(at, rules.at_instant(at));
-    // A removed punch was assigned to its own date or to that of a span opened since
-    // `reach` before it. Two days more on each side: own dates are monotonic in time but
-    // where a rules version changes the time zone or the day change, by up to a day or two.
+    // An added punch counts in the group that holds it (chosen below as near). A removed one
+    // was assigned to its own date or to that of a span opened since `reach` before it; two
+    // days more on each side, as own dates are monotonic in time but where a rules version
+    // changes the time zone or the day change, by up to a day or two.
     let margin = Days::new(2);
-    let mut dates = (
-        own(low - reach).min(own(low)) - margin,
-        own(high).max(own(high + reach)) + margin,
-    );
+    let mut dates = (NaiveDate::MAX, NaiveDate::MIN);
+    for &at in added {
+        dates = (dates.0.min(own(at)), dates.1.max(own(at)));
+    }
+    for &at in removed {
+        dates = (
+            dates.0.min(own(at - reach).min(own(at)) - margin),
+            dates.1.max(own(at).max(own(at + reach)) + margin),
+        );
+    }
     let groups = groups(rules, loaded);
     let mut chosen: Option<(usize, usize)> = None;
     loop {
@@ -80,7 +90,11 @@ pub fn plan(
             let meets = group.dates.0 <= dates.1 && group.dates.1 >= dates.0;
             if near || meets {
                 chosen = Some(chosen.map_or((k, k), |(a, b)| (a.min(k), b.max(k))));
-                dates = (dates.0.min(group.dates.0), dates.1.max(group.dates.1));
+                // Its punches counted on their own dates or on these before the change.
+                dates = (
+                    dates.0.min(group.dates.0).min(group.own.0),
+                    dates.1.max(group.dates.1).max(group.own.1),
+                );
             }
         }
         if (chosen, dates) == before {
@@ -124,7 +138,10 @@ fn reach(rules: &Rulebook) -> i64 {
 /// A run of segments whose work dates meet.
 struct Group {
     punches: std::ops::Range<usize>,
+    /// The work dates its punches count on.
     dates: (NaiveDate, NaiveDate),
+    /// The own work dates of its punches.
+    own: (NaiveDate, NaiveDate),
 }
 
 /// The groups of `punches` (sorted), in order.
@@ -158,15 +175,21 @@ fn groups(rules: &Rulebook, punches: &[Punch]) -> Vec<Group> {
             start = end;
             continue;
         };
+        let own = punches[start..end]
+            .iter()
+            .map(|p| work_date(p.at, rules.at_instant(p.at)))
+            .fold((NaiveDate::MAX, NaiveDate::MIN), |(a, b), d| (a.min(d), b.max(d)));
         match out.last_mut() {
             Some(group) if *first <= group.dates.1 => {
                 group.punches.end = end;
                 group.dates.1 = group.dates.1.max(*last);
                 group.dates.0 = group.dates.0.min(*first);
+                group.own = (group.own.0.min(own.0), group.own.1.max(own.1));
             }
             _ => out.push(Group {
                 punches: start..end,
                 dates: (*first, *last),
+                own,
             }),
         }
         start = end;

@@ -75,6 +75,7 @@ impl BatchContext<'_> {
             }
             return Ok(applied);
         }
+        let started = std::time::Instant::now();
         let rules = rulebooks::load(tx, &tenant_ids).await?;
         let mut states = rows::load_states(&stored.punches, &stored.rejections);
         let (mut touched, conflicts) = resolve_all(&fresh, &mut states, &rules, counts);
@@ -82,8 +83,11 @@ impl BatchContext<'_> {
         if let Some(scope) = self.deferred {
             touched.retain(|touch| !scope.covers(&touch.employee.tenant));
         }
+        let resolved = started.elapsed();
         self.write_punches(tx, &states, &conflicts).await?;
+        let punches_written = started.elapsed();
         let changes = recompute::incremental(tx, self.st, &rules, &touched).await?;
+        let recomputed = started.elapsed();
         counts.days_changed += changes.days.len() as u64;
         counts.months_changed += changes.months.len() as u64;
         counts.days_unchanged += changes.unchanged;
@@ -97,6 +101,17 @@ impl BatchContext<'_> {
             applied.batch_seq,
         )
         .await?;
+        tracing::debug!(
+            records = fresh.len(),
+            touched = touched.len(),
+            resolve_ms = resolved.as_millis() as u64,
+            punches_ms = (punches_written - resolved).as_millis() as u64,
+            recompute_ms = (recomputed - punches_written).as_millis() as u64,
+            records_ms = (started.elapsed() - recomputed).as_millis() as u64,
+            days = changes.days.len(),
+            months = changes.months.len(),
+            "batch phases"
+        );
         applied.changes = changes;
         applied.offsets = next;
         Ok(applied)

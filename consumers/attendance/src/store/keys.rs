@@ -12,12 +12,13 @@ pub(crate) struct EmployeeKey {
     pub(crate) employee: String,
 }
 
-/// A punch whose standing a batch changed (stored, withdrawn, reinstated): its employee and
-/// instant (milliseconds).
+/// A punch whose standing a batch changed (stored, withdrawn, reinstated): its employee,
+/// instant (milliseconds) and whether it stopped counting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct Touch {
     pub(super) employee: EmployeeKey,
     pub(super) at: i64,
+    pub(super) removed: bool,
 }
 
 /// Per employee, an instant range (UTC) as query parameters: `tenants, employees, from, to`.

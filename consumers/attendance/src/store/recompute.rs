@@ -37,8 +37,10 @@ fn rules_of<'r>(rules: &'r HashMap<String, TenantRules>, key: &EmployeeKey) -> &
 /// One employee waiting for a plan.
 struct Waiting {
     key: EmployeeKey,
-    /// Touched instants, seconds.
-    touched: Vec<i64>,
+    /// Instants (seconds) of punches that now count.
+    added: Vec<i64>,
+    /// Instants (seconds) of punches that stopped counting.
+    removed: Vec<i64>,
 }
 
 /// The incremental recompute of every employee with a touched punch.
@@ -50,15 +52,24 @@ pub(super) async fn incremental(
 ) -> Result<Changes, StoreError> {
     let mut pending: Vec<Waiting> = Vec::new();
     for touch in touched {
-        let at = touch.at.div_euclid(1000);
-        match pending.last_mut() {
-            Some(p) if p.key == touch.employee => p.touched.push(at),
-            _ => pending.push(Waiting {
+        if pending.last().is_none_or(|p| p.key != touch.employee) {
+            pending.push(Waiting {
                 key: touch.employee.clone(),
-                touched: vec![at],
-            }),
+                added: Vec::new(),
+                removed: Vec::new(),
+            });
+        }
+        if let Some(p) = pending.last_mut() {
+            let at = touch.at.div_euclid(1000);
+            if touch.removed {
+                p.removed.push(at);
+            } else {
+                p.added.push(at);
+            }
         }
     }
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
     let mut planned: Vec<(Waiting, Vec<Punch>, Recompute)> = Vec::new();
     // Each round widens the window; the last loads the whole history, which always plans.
     for widen in [1i64, 8, 0] {
@@ -68,9 +79,12 @@ pub(super) async fn incremental(
         let ranges: BTreeMap<EmployeeKey, (i64, i64)> = pending
             .iter()
             .map(|p| {
+                // Three days past the longest pairing reach: a sync point on each side even
+                // across a weekend; the next rounds widen.
                 let margin = pairing_gap(rules_of(rules, &p.key).rulebook()) + 3 * 86_400;
-                let low = p.touched.iter().min().copied().unwrap_or(0);
-                let high = p.touched.iter().max().copied().unwrap_or(0);
+                let all = || p.added.iter().chain(&p.removed).copied();
+                let low = all().min().unwrap_or(0);
+                let high = all().max().unwrap_or(0);
                 let range = if widen == 0 {
                     (EARLIEST, LATEST)
                 } else {
@@ -79,6 +93,7 @@ pub(super) async fn incremental(
                 (p.key.clone(), range)
             })
             .collect();
+        rounds += 1;
         let (mut punches, bounds) = load_windows(tx, st, &ranges).await?;
         let mut still = Vec::new();
         for (index, p) in pending.into_iter().enumerate() {
@@ -90,12 +105,8 @@ pub(super) async fn incremental(
                 first.is_none_or(|t| t >= from),
                 last.is_none_or(|t| t <= to),
             );
-            match plan(
-                rules_of(rules, &p.key).rulebook(),
-                &loaded,
-                &p.touched,
-                complete,
-            ) {
+            let book = rules_of(rules, &p.key).rulebook();
+            match plan(book, &loaded, &p.added, &p.removed, complete) {
                 Some(recompute) => planned.push((p, loaded, recompute)),
                 None => still.push(p),
             }
@@ -111,7 +122,9 @@ pub(super) async fn incremental(
             (p.key.clone(), needed_dates(book, r.dates))
         })
         .collect();
+    let windows = started.elapsed();
     let (mut days, mut months) = load_records(tx, st, &needed).await?;
+    let records = started.elapsed();
     let index: HashMap<&EmployeeKey, i64> = needed
         .keys()
         .enumerate()
@@ -127,12 +140,20 @@ pub(super) async fn incremental(
             rules_of(rules, key),
             key,
             punches,
-            &waiting.touched,
+            &waiting.added,
             recompute,
             &stored_days,
             &stored_months,
         ));
     }
+    tracing::debug!(
+        employees = planned.len(),
+        rounds,
+        windows_ms = windows.as_millis() as u64,
+        records_ms = (records - windows).as_millis() as u64,
+        compute_ms = (started.elapsed() - records).as_millis() as u64,
+        "incremental recompute"
+    );
     Ok(changes)
 }
 

@@ -160,7 +160,10 @@ fn against_stored<'a>(
         (false, false) => {
             *withdrawn = true;
             counts.withdrawn += 1;
-            touched.insert(touch.clone());
+            touched.insert(Touch {
+                removed: true,
+                ..touch.clone()
+            });
         }
         (true, false) => counts.duplicates += 1,
         (false, true) => counts.superseded += 1,
@@ -295,6 +298,7 @@ impl NewPunch<'_> {
                     .unwrap_or_default(),
             },
             at: self.verdict.at,
+            removed: false,
         }
     }
 }

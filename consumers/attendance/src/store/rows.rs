@@ -69,6 +69,7 @@ pub(super) fn load_states<'a>(
                         employee: row.get(2),
                     },
                     at,
+                    removed: false,
                 },
                 key: VerdictKey {
                     master_data_version: row.get(9),

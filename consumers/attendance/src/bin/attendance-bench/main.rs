@@ -120,11 +120,12 @@ async fn create_topics(
     kafka: &ClientFactory,
     args: &Args,
     group: &GroupId,
-) -> anyhow::Result<(Admin, [String; 2])> {
+) -> anyhow::Result<(Admin, [String; 3])> {
     let admin = Admin::new(kafka, "attendance-bench", Duration::from_secs(30))?;
     let topics = [
         Topic::Checked(group.clone()).name(),
         Topic::AttendanceDaily(group.clone()).name(),
+        Topic::PayrollMonthly(group.clone()).name(),
     ];
     let spec = |name: &str, configs: Vec<(String, String)>| TopicSpec {
         name: name.to_owned(),
@@ -136,6 +137,10 @@ async fn create_topics(
         spec(&topics[0], Vec::new()),
         spec(
             &topics[1],
+            vec![("cleanup.policy".to_owned(), "compact".to_owned())],
+        ),
+        spec(
+            &topics[2],
             vec![("cleanup.policy".to_owned(), "compact".to_owned())],
         ),
     ];
