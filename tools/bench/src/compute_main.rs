@@ -174,6 +174,7 @@ fn ratios(results: &[Measured]) -> Vec<String> {
         for small in &results[..i] {
             if big.punches / big.employees == small.punches / small.employees
                 && big.punches > small.punches
+                && small.wall_secs >= 0.01
             {
                 out.push(format!(
                     "{} / {} punches ({} punches per employee): wall x{:.2}, cpu x{:.2}, punches x{:.2}",
