@@ -65,7 +65,7 @@ pub enum Command {
     /// Attendance: the rules engine on files (`compute`).
     #[command(subcommand)]
     Attendance(attendance::AttendanceCommand),
-    /// Payroll: a tenant's month of attendance as CSV.
+    /// Payroll: a tenant's payroll month as CSV, from the monthly attendance records.
     #[command(subcommand)]
     Payroll(payroll::PayrollCommand),
     /// Audit a tenant group: raw log vs verdicts vs stored punches vs attendance days.

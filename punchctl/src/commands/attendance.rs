@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::ops::compute::{ComputeError, compute_files};
+use crate::ops::compute::{ComputeError, compute_files_to};
 
 /// The `attendance` verbs.
 #[derive(Debug, Subcommand)]
@@ -44,14 +44,13 @@ pub fn run(
         punches,
         corrections,
     } = command;
-    match compute_files(&rules, &punches, corrections.as_deref()) {
-        Ok(records) => {
-            out.write_all(records.as_bytes())?;
-            Ok(ExitCode::SUCCESS)
-        }
+    // Streamed: a million punches' records are never one string in memory.
+    match compute_files_to(&rules, &punches, corrections.as_deref(), out) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error @ (ComputeError::Input(_) | ComputeError::Read { .. })) => {
             writeln!(err, "punchctl: bad input: {error}")?;
             Ok(ExitCode::from(2))
         }
+        Err(error @ ComputeError::Write(_)) => Err(error.into()),
     }
 }

@@ -1,32 +1,45 @@
-//! `punchctl payroll export`: a tenant's month as CSV on stdout or a file, a summary on stderr.
+//! `punchctl payroll export`: a tenant's payroll month as CSV on stdout or a file, a summary on
+//! stderr.
 
 use std::io::Write;
 
 use clap::Subcommand;
 use dakoku_schemas::TenantId;
 
-use crate::ops::payroll::{Month, PayrollError, RoundMode, Rounding, export, write_csv};
+use crate::ops::payroll::{Month, PayrollError, export, write_csv};
 
 /// The `payroll` verbs.
 #[derive(Debug, Subcommand)]
 pub enum PayrollCommand {
-    /// Export a tenant's month as CSV: one row per employee (days worked; worked, overtime,
-    /// night and break minutes; days with anomalies), with a header row. Columns are documented
-    /// in `punchctl/src/ops/payroll.rs`. Nothing is rounded unless `--round-minutes` is given, and
-    /// then only the monthly totals, never a day.
+    /// Export a tenant's payroll month as CSV from the monthly attendance records: a header
+    /// line, then one row per employee with a record for the month, by employee id.
+    ///
+    /// Columns, in this order: tenant_id, month, kind (`month`; adjustments of closed months
+    /// will come as their own kind), employee_id, employee_name, first_day, last_day (the work
+    /// dates the payroll month covers), days_worked, anomaly_days; payable minutes
+    /// worked_minutes, overtime_minutes (daily + weekly), overtime_over60_minutes,
+    /// within_statutory_minutes, night_minutes, holiday_minutes, break_minutes; the same
+    /// figures in exact seconds (worked_seconds, overtime_seconds, overtime_over60_seconds,
+    /// within_statutory_seconds, night_seconds, holiday_seconds, break_seconds); rules_version
+    /// and revision of the record. Overtime, over-60, night and holiday minutes are rounded by
+    /// the tenant's `monthly_rounding` rule; the other minutes are the seconds rounded down.
+    /// See docs/payroll.md.
+    #[command(verbatim_doc_comment)]
     Export {
         /// The tenant.
         #[arg(long)]
         tenant: TenantId,
-        /// The month of work dates, YYYY-MM.
+        /// The payroll month, YYYY-MM: the month a closing period ends in (with closing day 20,
+        /// 2026-12 is the work dates 2026-11-21 to 2026-12-20).
         #[arg(long)]
         month: Month,
-        /// Round each monthly minute total to this many minutes (e.g. 30); default: none.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1440))]
+        /// Gone: monthly rounding is the tenant's `monthly_rounding` rule (`punchctl rules
+        /// set`); given, the export stops with an error rather than round twice.
+        #[arg(long, hide = true)]
         round_minutes: Option<u32>,
-        /// Direction of the monthly rounding.
-        #[arg(long, value_enum, default_value_t = RoundMode::HalfUp, requires = "round_minutes")]
-        round_mode: RoundMode,
+        /// Gone with --round-minutes.
+        #[arg(long, hide = true)]
+        round_mode: Option<String>,
         /// Write the CSV to this file instead of stdout.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
@@ -40,7 +53,6 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let client = dakoku_store::connect(database_url).await?;
     match command {
         PayrollCommand::Export {
             tenant,
@@ -49,36 +61,24 @@ pub async fn run(
             round_mode,
             output,
         } => {
-            let rounding = match round_minutes {
-                Some(unit) if (1..=1440).contains(&unit) => Rounding {
-                    unit_minutes: unit,
-                    mode: round_mode,
-                },
-                Some(unit) => return Err(PayrollError::InvalidRounding(unit).into()),
-                None => Rounding::NONE,
-            };
+            if round_minutes.is_some() || round_mode.is_some() {
+                return Err(PayrollError::RoundingIsARule.into());
+            }
+            let client = dakoku_store::connect(database_url).await?;
             let rows = export(&client, &tenant, month).await?;
             match &output {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-                    write_csv(&mut file, &tenant, month, &rows, rounding)?;
+                    write_csv(&mut file, &tenant, month, &rows)?;
                     file.flush()?;
                 }
-                None => write_csv(out, &tenant, month, &rows, rounding)?,
+                None => write_csv(out, &tenant, month, &rows)?,
             }
             let anomalies: i64 = rows.iter().map(|r| r.anomaly_days).sum();
             writeln!(
                 err,
-                "payroll {tenant} {month}: {} employees, {anomalies} days with anomalies{}{}",
+                "payroll {tenant} {month}: {} employees, {anomalies} days with anomalies{}",
                 rows.len(),
-                if rounding == Rounding::NONE {
-                    String::new()
-                } else {
-                    format!(
-                        ", monthly totals rounded {:?} to {} min",
-                        rounding.mode, rounding.unit_minutes
-                    )
-                },
                 output
                     .map(|p| format!(", written to {}", p.display()))
                     .unwrap_or_default()

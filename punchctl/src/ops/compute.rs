@@ -2,8 +2,10 @@
 //! and the day and month records printed, as pure text in and text out around the attendance
 //! engine (`dakoku_rules::v2`). Errors name the file, line and field.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::io::BufRead;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -174,24 +176,114 @@ fn key_lines(text: &str) -> Vec<(Vec<String>, usize)> {
     out
 }
 
-/// The non-blank lines of a JSON-lines file, each parsed as an object, with its line number.
 /// A JSON-lines line: its number and its object.
 type NumberedObject = (usize, Map<String, Value>);
 
-fn objects(file: &str, text: &str) -> Result<Vec<NumberedObject>, InputError> {
-    let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Value>(raw) {
-            Ok(Value::Object(object)) => out.push((line, object)),
-            Ok(_) => return Err(error(file, line, "-", "expected a JSON object")),
-            Err(e) => return Err(error(file, line, "-", format!("not JSON: {e}"))),
+/// The objects of a JSON-lines file, read one line at a time (blank lines skipped), so a file
+/// of a million punches never sits in memory as text or as JSON values.
+struct JsonLines<'a, R> {
+    file: &'a str,
+    reader: R,
+    line: usize,
+    buffer: String,
+}
+
+impl<'a, R: BufRead> JsonLines<'a, R> {
+    fn new(file: &'a str, reader: R) -> Self {
+        JsonLines {
+            file,
+            reader,
+            line: 0,
+            buffer: String::new(),
         }
     }
-    Ok(out)
+
+    /// The next non-blank line and its 1-based number, or `None` at the end.
+    fn next_line(&mut self) -> Result<Option<(usize, &str)>, ComputeError> {
+        loop {
+            self.buffer.clear();
+            self.line += 1;
+            match self.reader.read_line(&mut self.buffer) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(error(self.file, self.line, "-", "not UTF-8 text").into());
+                }
+                Err(source) => {
+                    return Err(ComputeError::Read {
+                        path: self.file.to_owned(),
+                        source,
+                    });
+                }
+            }
+            if !self.buffer.trim().is_empty() {
+                return Ok(Some((self.line, &self.buffer)));
+            }
+        }
+    }
+
+    /// The next object and its 1-based line, or `None` at the end.
+    fn next_object(&mut self) -> Result<Option<NumberedObject>, ComputeError> {
+        let file = self.file;
+        match self.next_line()? {
+            Some((line, text)) => object(file, line, text).map(|o| Some((line, o))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One line parsed as a JSON object.
+fn object(file: &str, line: usize, text: &str) -> Result<Map<String, Value>, ComputeError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(error(file, line, "-", "expected a JSON object").into()),
+        Err(e) => Err(error(file, line, "-", format!("not JSON: {e}")).into()),
+    }
+}
+
+/// A punch line in its common form, read straight into its fields: a million punch lines
+/// parsed as JSON values spend most of their time allocating maps. Anything else (a field
+/// missing, unknown or repeated, a value of the wrong type or form) takes the general path,
+/// which names the field at fault, so both paths accept exactly the same lines.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainPunch<'a> {
+    #[serde(borrow)]
+    employee_id: Cow<'a, str>,
+    #[serde(borrow)]
+    punch_id: Cow<'a, str>,
+    seq: u64,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    at: Cow<'a, str>,
+}
+
+impl PlainPunch<'_> {
+    fn read(text: &str) -> Option<(PlainPunch<'_>, Punch)> {
+        let p: PlainPunch<'_> = serde_json::from_str(text).ok()?;
+        if p.employee_id.is_empty() || p.punch_id.is_empty() {
+            return None;
+        }
+        let punch = Punch {
+            id: p.punch_id.as_ref().to_owned(),
+            seq: p.seq,
+            kind: kind_of(&p.kind)?,
+            at: DateTime::parse_from_rfc3339(&p.at).ok()?.timestamp(),
+            added: false,
+        };
+        Some((p, punch))
+    }
+}
+
+fn kind_of(s: &str) -> Option<PunchKind> {
+    Some(match s {
+        "clock_in" => PunchKind::ClockIn,
+        "clock_out" => PunchKind::ClockOut,
+        "break_start" => PunchKind::BreakStart,
+        "break_end" => PunchKind::BreakEnd,
+        _ => return None,
+    })
 }
 
 /// One line's fields, read with errors naming the field.
@@ -247,19 +339,13 @@ impl Line<'_> {
 
     fn kind(&self) -> Result<PunchKind, InputError> {
         let s = self.text("kind")?;
-        Ok(match s.as_str() {
-            "clock_in" => PunchKind::ClockIn,
-            "clock_out" => PunchKind::ClockOut,
-            "break_start" => PunchKind::BreakStart,
-            "break_end" => PunchKind::BreakEnd,
-            _ => {
-                return Err(self.fail(
-                    "kind",
-                    format!(
-                        "unknown kind {s:?}; expected clock_in, clock_out, break_start or break_end"
-                    ),
-                ));
-            }
+        kind_of(&s).ok_or_else(|| {
+            self.fail(
+                "kind",
+                format!(
+                    "unknown kind {s:?}; expected clock_in, clock_out, break_start or break_end"
+                ),
+            )
         })
     }
 
@@ -279,45 +365,124 @@ impl Line<'_> {
 /// Punches and corrections by employee, as read from the files.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// Each employee's punches and added punches' corrections, in file order.
+    /// Each employee's punches and corrections, in file order.
     pub employees: BTreeMap<String, (Vec<Punch>, Vec<Correction>)>,
 }
 
-/// Reads the punch lines and the correction lines (§4.8).
+/// Inputs as they are read: employees by arrival, and the employee of every punch and added
+/// punch id (for resends and voids) as a slot number rather than another copy of its id.
+#[derive(Default)]
+struct Collector {
+    slot_of: HashMap<String, u32>,
+    slots: Vec<(String, Vec<Punch>, Vec<Correction>)>,
+    owner: HashMap<Box<str>, u32>,
+}
+
+impl Collector {
+    fn slot(&mut self, employee: &str) -> u32 {
+        if let Some(&slot) = self.slot_of.get(employee) {
+            return slot;
+        }
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 employees");
+        self.slot_of.insert(employee.to_owned(), slot);
+        self.slots
+            .push((employee.to_owned(), Vec::new(), Vec::new()));
+        slot
+    }
+
+    fn finish(self) -> Inputs {
+        Inputs {
+            employees: self
+                .slots
+                .into_iter()
+                .map(|(employee, punches, corrections)| (employee, (punches, corrections)))
+                .collect(),
+        }
+    }
+}
+
+/// Reads the punch lines and the correction lines (§4.8) from text.
 pub fn read_inputs(
     punch_file: &str,
     punch_text: &str,
     correction_file: Option<(&str, &str)>,
 ) -> Result<Inputs, InputError> {
-    let mut inputs = Inputs::default();
-    let mut owner: HashMap<String, String> = HashMap::new();
-    for (line, object) in objects(punch_file, punch_text)? {
-        let l = Line {
-            file: punch_file,
-            line,
-            object: &object,
+    read_inputs_from(
+        punch_file,
+        punch_text.as_bytes(),
+        punch_text.len() as u64,
+        correction_file.map(|(file, text)| (file, text.as_bytes())),
+    )
+    .map_err(|e| match e {
+        ComputeError::Input(e) => e,
+        // Text in memory has no read errors; keep the message if one ever appears.
+        other => error(punch_file, 0, "-", other.to_string()),
+    })
+}
+
+/// Reads the punch lines and the correction lines (§4.8), one line at a time. `punch_bytes`,
+/// the punch file's size if known (else 0), sizes the table of punch ids up front: growing it
+/// step by step rehashes every id again and was an eighth of the time at a million punches.
+pub fn read_inputs_from(
+    punch_file: &str,
+    punches: impl BufRead,
+    punch_bytes: u64,
+    corrections: Option<(&str, impl BufRead)>,
+) -> Result<Inputs, ComputeError> {
+    let mut c = Collector::default();
+    // A punch line is rarely shorter than 96 bytes (the contract's example has 103).
+    c.owner
+        .reserve(usize::try_from(punch_bytes / 96).unwrap_or(0).min(1 << 26));
+    let mut lines = JsonLines::new(punch_file, punches);
+    while let Some((line, text)) = lines.next_line()? {
+        let (employee, punch) = match PlainPunch::read(text) {
+            Some((plain, punch)) => (plain.employee_id, punch),
+            None => {
+                let object = object(punch_file, line, text)?;
+                let (employee, punch) = punch_line(&Line {
+                    file: punch_file,
+                    line,
+                    object: &object,
+                })?;
+                (Cow::Owned(employee), punch)
+            }
         };
-        l.only(&["employee_id", "punch_id", "seq", "kind", "at"])?;
-        let employee = l.text("employee_id")?;
-        let punch = Punch {
-            id: l.text("punch_id")?,
-            seq: l.seq()?,
-            kind: l.kind()?,
-            at: l.instant("at")?,
-            added: false,
-        };
-        if owner.contains_key(&punch.id) {
+        if c.owner.contains_key(punch.id.as_str()) {
             continue; // a resend: the first stands
         }
-        owner.insert(punch.id.clone(), employee.clone());
-        inputs.employees.entry(employee).or_default().0.push(punch);
+        let slot = c.slot(&employee);
+        c.owner.insert(punch.id.as_str().into(), slot);
+        c.slots[slot as usize].1.push(punch);
     }
-    let Some((file, text)) = correction_file else {
-        return Ok(inputs);
+    if let Some((file, reader)) = corrections {
+        read_corrections(&mut c, file, reader)?;
+    }
+    Ok(c.finish())
+}
+
+/// A punch line read by the general path: every field checked, the first at fault named.
+fn punch_line(l: &Line<'_>) -> Result<(String, Punch), InputError> {
+    l.only(&["employee_id", "punch_id", "seq", "kind", "at"])?;
+    let employee = l.text("employee_id")?;
+    let punch = Punch {
+        id: l.text("punch_id")?,
+        seq: l.seq()?,
+        kind: l.kind()?,
+        at: l.instant("at")?,
+        added: false,
     };
+    Ok((employee, punch))
+}
+
+fn read_corrections(
+    c: &mut Collector,
+    file: &str,
+    reader: impl BufRead,
+) -> Result<(), ComputeError> {
     let mut voids = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (line, object) in objects(file, text)? {
+    let mut lines = JsonLines::new(file, reader);
+    while let Some((line, object)) = lines.next_object()? {
         let l = Line {
             file,
             line,
@@ -349,7 +514,11 @@ pub fn read_inputs(
             "void" => CorrectionAction::Void {
                 target: l.text("punch_id")?,
             },
-            other => return Err(l.fail("action", format!("expected add or void, got {other:?}"))),
+            other => {
+                return Err(l
+                    .fail("action", format!("expected add or void, got {other:?}"))
+                    .into());
+            }
         };
         let employee = match (&action, object.get("employee_id")) {
             (CorrectionAction::Add { .. }, _) | (_, Some(_)) => Some(l.text("employee_id")?),
@@ -358,41 +527,34 @@ pub fn read_inputs(
         if !seen.insert(id.clone()) {
             continue; // a resend: the first stands
         }
-        match action {
-            CorrectionAction::Add { .. } => {
-                let employee = employee.expect("an add names its employee");
-                owner.entry(id.clone()).or_insert_with(|| employee.clone());
-                let correction = Correction { id, action };
-                inputs
-                    .employees
-                    .entry(employee)
-                    .or_default()
-                    .1
-                    .push(correction);
+        match (action, employee) {
+            (action @ CorrectionAction::Add { .. }, Some(employee)) => {
+                let slot = c.slot(&employee);
+                c.owner.entry(id.as_str().into()).or_insert(slot);
+                c.slots[slot as usize].2.push(Correction { id, action });
             }
-            CorrectionAction::Void { target } => voids.push((line, id, target)),
+            (CorrectionAction::Void { target }, _) => voids.push((line, id, target)),
+            (CorrectionAction::Add { .. }, None) => {
+                return Err(l.fail("employee_id", "is required").into());
+            }
         }
     }
     for (line, id, target) in voids {
-        let Some(employee) = owner.get(&target) else {
+        let Some(&slot) = c.owner.get(target.as_str()) else {
             return Err(error(
                 file,
                 line,
                 "punch_id",
                 format!("{target:?} is neither a punch nor an added punch"),
-            ));
+            )
+            .into());
         };
-        inputs
-            .employees
-            .entry(employee.clone())
-            .or_default()
-            .1
-            .push(Correction {
-                id,
-                action: CorrectionAction::Void { target },
-            });
+        c.slots[slot as usize].2.push(Correction {
+            id,
+            action: CorrectionAction::Void { target },
+        });
     }
-    Ok(inputs)
+    Ok(())
 }
 
 /// Computes every employee and prints the records: per employee (sorted by id) its days by
@@ -400,15 +562,41 @@ pub fn read_inputs(
 pub fn render(rules: &Rulebook, inputs: &Inputs) -> String {
     let mut out = String::new();
     for (employee, (punches, corrections)) in &inputs.employees {
-        let Computed { days, months, .. } = compute(rules, punches, corrections);
-        for (date, day) in &days {
-            render_day(&mut out, employee, *date, day);
-        }
-        for (month, m) in &months {
-            render_month(&mut out, employee, *month, m);
-        }
+        render_employee(&mut out, rules, employee, punches, corrections);
     }
     out
+}
+
+/// [`render`] written to `out` one employee at a time, each employee's inputs dropped once
+/// printed.
+pub fn write_records(
+    out: &mut impl std::io::Write,
+    rules: &Rulebook,
+    inputs: &Inputs,
+) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (employee, (punches, corrections)) in &inputs.employees {
+        text.clear();
+        render_employee(&mut text, rules, employee, punches, corrections);
+        out.write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn render_employee(
+    out: &mut String,
+    rules: &Rulebook,
+    employee: &str,
+    punches: &[Punch],
+    corrections: &[Correction],
+) {
+    let Computed { days, months, .. } = compute(rules, punches, corrections);
+    for (date, day) in &days {
+        render_day(out, employee, *date, day);
+    }
+    for (month, m) in &months {
+        render_month(out, employee, *month, m);
+    }
 }
 
 fn quoted(s: &str) -> String {
@@ -472,6 +660,48 @@ pub enum ComputeError {
     /// A file's content is not what §4.8 describes.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The records could not be written (e.g. the output's reader went away).
+    #[error("writing the records: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// Reads the files (named in errors as given) and writes the records to `out`. Nothing is
+/// written when an input is bad: every line is read before the first record is computed.
+pub fn compute_files_to(
+    rules: &std::path::Path,
+    punches: &std::path::Path,
+    corrections: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+) -> Result<(), ComputeError> {
+    let name = |path: &std::path::Path| path.display().to_string();
+    let open = |path: &std::path::Path| {
+        std::fs::File::open(path)
+            .map(|file| std::io::BufReader::with_capacity(1 << 16, file))
+            .map_err(|source| ComputeError::Read {
+                path: name(path),
+                source,
+            })
+    };
+    let rules_text = std::fs::read_to_string(rules).map_err(|source| ComputeError::Read {
+        path: name(rules),
+        source,
+    })?;
+    let book = read_rules(&name(rules), &rules_text)?;
+    let correction_name = corrections.map(name);
+    let correction_reader = match corrections {
+        Some(path) => Some(open(path)?),
+        None => None,
+    };
+    let punch_bytes = std::fs::metadata(punches).map_or(0, |m| m.len());
+    let inputs = read_inputs_from(
+        &name(punches),
+        open(punches)?,
+        punch_bytes,
+        correction_name.as_deref().zip(correction_reader),
+    )?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    write_records(&mut out, &book, &inputs).map_err(ComputeError::Write)?;
+    std::io::Write::flush(&mut out).map_err(ComputeError::Write)
 }
 
 /// Reads the files (named in errors as given) and returns the records to print.
@@ -480,22 +710,8 @@ pub fn compute_files(
     punches: &std::path::Path,
     corrections: Option<&std::path::Path>,
 ) -> Result<String, ComputeError> {
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|source| ComputeError::Read {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let name = |path: &std::path::Path| path.display().to_string();
-    let book = read_rules(&name(rules), &read(rules)?)?;
-    let corrections = match corrections {
-        Some(path) => Some((name(path), read(path)?)),
-        None => None,
-    };
-    let inputs = read_inputs(
-        &name(punches),
-        &read(punches)?,
-        corrections.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
-    )?;
-    Ok(render(&book, &inputs))
+    let mut out = Vec::new();
+    compute_files_to(rules, punches, corrections, &mut out)?;
+    String::from_utf8(out)
+        .map_err(|e| ComputeError::Write(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

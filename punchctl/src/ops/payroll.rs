@@ -1,36 +1,12 @@
-//! The data behind `punchctl payroll export`: a tenant's month of attendance as CSV for payroll (CONTRACT §5).
-//!
-//! One row per employee, a header row first. The month is a month of **work dates** (the
-//! tenant's time zone and day-change time decide them, CONTRACT §4). Employees active at any
-//! time during the month appear even with no attendance (all zeros), as does anyone with
-//! attendance rows in the month.
-//!
-//! # Columns
-//! | column | meaning |
-//! |---|---|
-//! | `tenant_id` | the tenant |
-//! | `employee_id` | the employee |
-//! | `month` | `YYYY-MM` of the work dates |
-//! | `days_worked` | work dates with `worked_minutes > 0` |
-//! | `worked_minutes` | sum of the days' `worked_minutes` |
-//! | `overtime_minutes` | sum of the days' `overtime_minutes` (beyond 480 per day) |
-//! | `night_minutes` | sum of the days' `night_minutes` (22:00-05:00 local) |
-//! | `break_minutes` | sum of the days' `break_minutes` |
-//! | `anomaly_days` | work dates with at least one anomaly: check them before paying |
-//!
-//! The minute columns are exact sums of the days' whole minutes (each day is the contract's
-//! sum of seconds rounded down once). Rounding is never applied per day; the only rounding is
-//! the optional **monthly** one of `--round-minutes N --round-mode down|half-up|up`, applied to
-//! each minute column of the month's totals (e.g. `--round-minutes 30 --round-mode half-up`,
-//! the monthly rounding Japanese labour administration accepts for overtime totals). Without
-//! `--round-minutes`, nothing is rounded.
+//! The data behind `punchctl payroll export`: a tenant's payroll month as CSV, one row per
+//! employee, read from the monthly records (`attendance_months`, CONTRACT §4.4 and §5) that the
+//! attendance consumer keeps. Nothing is summed or rounded here: the figures are those the
+//! rules engine computed and stored. The columns are documented in `docs/payroll.md`.
 
 use std::io::Write;
 use std::str::FromStr;
 
-use chrono::{Datelike as _, NaiveDate, NaiveTime, TimeZone as _, Utc};
-use chrono_tz::Tz;
-use clap::ValueEnum;
+use chrono::{Datelike as _, NaiveDate};
 use dakoku_schemas::TenantId;
 use tokio_postgres::GenericClient;
 
@@ -38,33 +14,31 @@ use tokio_postgres::GenericClient;
 #[derive(Debug, thiserror::Error)]
 pub enum PayrollError {
     /// The month is not `YYYY-MM`.
-    #[error("month {0:?} is not YYYY-MM, e.g. 2020-12")]
+    #[error("--month {0:?} is not YYYY-MM, e.g. 2026-12")]
     InvalidMonth(String),
     /// The tenant is not in the master data.
-    #[error("unknown tenant {0}: see `punchctl tenant list`")]
+    #[error("--tenant {0}: unknown tenant; see `punchctl tenant list`")]
     UnknownTenant(TenantId),
-    /// The rounding unit is not 1 to 1440 minutes.
-    #[error("--round-minutes must be 1 to 1440, got {0}")]
-    InvalidRounding(u32),
+    /// `--round-minutes` of v1: monthly rounding is now a tenant rule, applied by the engine.
+    #[error(
+        "--round-minutes is gone: monthly rounding is the tenant's `monthly_rounding` rule and \
+         the exported minutes are already rounded by it; set it with `punchctl rules set \
+         --tenant T --from DATE monthly_rounding=half_hour_to_hour`"
+    )]
+    RoundingIsARule,
     /// Postgres refused or failed a query.
-    #[error("Postgres query failed: {0}; is the server up and the schema migrated?")]
+    #[error(
+        "Postgres query failed: {0}; is the server up and the schema migrated (`punchctl db migrate`)?"
+    )]
     Db(#[from] tokio_postgres::Error),
 }
 
-/// A calendar month of work dates.
+/// A payroll month, `YYYY-MM`: the month a closing period ends in (the tenant's `closing_day`
+/// is resolved by the consumer when it stores the month).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Month {
-    /// First work date of the month.
+    /// The first calendar day of the month named.
     pub first: NaiveDate,
-}
-
-impl Month {
-    /// The first work date after the month.
-    pub fn next(self) -> NaiveDate {
-        self.first
-            .checked_add_months(chrono::Months::new(1))
-            .unwrap_or(NaiveDate::MAX)
-    }
 }
 
 impl FromStr for Month {
@@ -90,162 +64,179 @@ impl std::fmt::Display for Month {
     }
 }
 
-/// How a monthly total is rounded to the unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RoundMode {
-    /// Down to the unit (in the employee's disfavour: use with care).
-    Down,
-    /// A remainder below half the unit down, from half up.
-    HalfUp,
-    /// Up to the unit.
-    Up,
-}
-
-/// Monthly rounding of the minute columns; a unit of 1 rounds nothing.
+/// What a row is. Only monthly records today; the adjustments of closed months (CONTRACT §4.7)
+/// will be rows of their own kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rounding {
-    /// Unit in minutes (1 to 1440).
-    pub unit_minutes: u32,
-    /// Direction.
-    pub mode: RoundMode,
+pub enum RowKind {
+    /// The employee's monthly record.
+    Month,
 }
 
-impl Rounding {
-    /// No rounding.
-    pub const NONE: Rounding = Rounding {
-        unit_minutes: 1,
-        mode: RoundMode::Down,
-    };
-
-    /// `minutes` rounded to the unit.
-    pub fn apply(self, minutes: i64) -> i64 {
-        let unit = i64::from(self.unit_minutes.max(1));
-        let rest = minutes.rem_euclid(unit);
-        let down = minutes - rest;
-        match self.mode {
-            RoundMode::Down => down,
-            RoundMode::Up if rest > 0 => down + unit,
-            RoundMode::Up => down,
-            RoundMode::HalfUp if 2 * rest >= unit => down + unit,
-            RoundMode::HalfUp => down,
+impl RowKind {
+    /// The `kind` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowKind::Month => "month",
         }
     }
 }
 
-/// One employee's month.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One employee's payroll month, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayrollRow {
     /// The employee.
     pub employee_id: String,
-    /// Work dates with worked minutes.
+    /// The employee's name from the master data (empty if none).
+    pub employee_name: String,
+    /// Month record (or, later, adjustment).
+    pub kind: RowKind,
+    /// First work date of the payroll month.
+    pub first_day: NaiveDate,
+    /// Last work date of the payroll month.
+    pub last_day: NaiveDate,
+    /// Work dates with worked time.
     pub days_worked: i64,
-    /// Sum of worked minutes.
-    pub worked_minutes: i64,
-    /// Sum of overtime minutes.
-    pub overtime_minutes: i64,
-    /// Sum of night minutes.
-    pub night_minutes: i64,
-    /// Sum of break minutes.
-    pub break_minutes: i64,
-    /// Work dates with anomalies.
+    /// Work dates with an anomaly (`break_short` included).
     pub anomaly_days: i64,
+    /// Payable minutes as stored: worked, overtime, over-60 h, night, holiday.
+    pub minutes: [i64; 5],
+    /// Exact seconds as stored: worked, overtime, over-60 h, within-statutory, night, holiday,
+    /// break.
+    pub seconds: [i64; 7],
+    /// The rules version whose monthly rounding was applied.
+    pub rules_version: i64,
+    /// The record's revision (it grows each time the month is recomputed and changes).
+    pub revision: i64,
 }
 
-/// The CSV header, in column order.
-pub const HEADER: [&str; 9] = [
+/// The CSV header, in column order (documented in `docs/payroll.md`).
+pub const HEADER: [&str; 25] = [
     "tenant_id",
-    "employee_id",
     "month",
+    "kind",
+    "employee_id",
+    "employee_name",
+    "first_day",
+    "last_day",
     "days_worked",
+    "anomaly_days",
     "worked_minutes",
     "overtime_minutes",
+    "overtime_over60_minutes",
+    "within_statutory_minutes",
     "night_minutes",
+    "holiday_minutes",
     "break_minutes",
-    "anomaly_days",
+    "worked_seconds",
+    "overtime_seconds",
+    "overtime_over60_seconds",
+    "within_statutory_seconds",
+    "night_seconds",
+    "holiday_seconds",
+    "break_seconds",
+    "rules_version",
+    "revision",
 ];
 
-/// The month's rows of `tenant`, one per employee, sorted by employee id, unrounded.
+/// The month's rows of `tenant`, one per employee with a monthly record, by employee id (byte
+/// order, whatever the database's collation).
 pub async fn export(
     client: &impl GenericClient,
     tenant: &TenantId,
     month: Month,
 ) -> Result<Vec<PayrollRow>, PayrollError> {
-    let calendar = client
+    client
         .query_opt(
-            "SELECT time_zone, day_change_time FROM tenants WHERE tenant_id = $1",
+            "SELECT 1 FROM tenants WHERE tenant_id = $1",
             &[&tenant.as_str()],
         )
         .await?
         .ok_or_else(|| PayrollError::UnknownTenant(tenant.clone()))?;
-    let zone: String = calendar.get(0);
-    let tz: Tz = zone.parse().unwrap_or(chrono_tz::Asia::Tokyo);
-    let day_change: NaiveTime = calendar.get(1);
-    // The instants the month's work dates span, for "active during the month".
-    let instant = |date: NaiveDate| {
-        tz.from_local_datetime(&date.and_time(day_change))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| date.and_time(day_change).and_utc())
-    };
-    let (from, until) = (instant(month.first), instant(month.next()));
     let rows = client
         .query(
-            "WITH staff AS ( \
-                 SELECT employee_id FROM employees WHERE tenant_id = $1 \
-                   AND active_from < $3 AND (active_until IS NULL OR active_until > $2) \
-                 UNION \
-                 SELECT employee_id FROM attendance_days WHERE tenant_id = $1 \
-                   AND work_date >= $4 AND work_date < $5 ) \
-             SELECT s.employee_id, \
-                 count(d.work_date) FILTER (WHERE d.worked_minutes > 0), \
-                 COALESCE(sum(d.worked_minutes), 0)::bigint, \
-                 COALESCE(sum(d.overtime_minutes), 0)::bigint, \
-                 COALESCE(sum(d.night_minutes), 0)::bigint, \
-                 COALESCE(sum(d.break_minutes), 0)::bigint, \
-                 count(d.work_date) FILTER (WHERE cardinality(d.anomalies) > 0) \
-             FROM staff s LEFT JOIN attendance_days d ON d.tenant_id = $1 \
-                 AND d.employee_id = s.employee_id AND d.work_date >= $4 AND d.work_date < $5 \
-             GROUP BY s.employee_id ORDER BY s.employee_id",
-            &[&tenant.as_str(), &from, &until, &month.first, &month.next()],
+            "SELECT m.employee_id, COALESCE(e.name, ''), m.first_day, m.last_day, \
+                 m.days_worked, m.anomaly_days, \
+                 m.worked_minutes, m.overtime_minutes, m.overtime_over60_minutes, \
+                 m.night_minutes, m.holiday_minutes, \
+                 m.worked_seconds, m.overtime_seconds, m.overtime_over60_seconds, \
+                 m.within_statutory_seconds, m.night_seconds, m.holiday_seconds, \
+                 m.break_seconds, m.rules_version, m.revision \
+             FROM attendance_months m LEFT JOIN employees e \
+                 ON e.tenant_id = m.tenant_id AND e.employee_id = m.employee_id \
+             WHERE m.tenant_id = $1 AND m.month = $2 \
+             ORDER BY m.employee_id COLLATE \"C\"",
+            &[&tenant.as_str(), &month.to_string()],
         )
         .await?;
     Ok(rows
         .iter()
         .map(|row| PayrollRow {
             employee_id: row.get(0),
-            days_worked: row.get(1),
-            worked_minutes: row.get(2),
-            overtime_minutes: row.get(3),
-            night_minutes: row.get(4),
-            break_minutes: row.get(5),
-            anomaly_days: row.get(6),
+            employee_name: row.get(1),
+            kind: RowKind::Month,
+            first_day: row.get(2),
+            last_day: row.get(3),
+            days_worked: i64::from(row.get::<_, i32>(4)),
+            anomaly_days: i64::from(row.get::<_, i32>(5)),
+            minutes: [6, 7, 8, 9, 10].map(|i| row.get(i)),
+            seconds: [11, 12, 13, 14, 15, 16, 17].map(|i| row.get(i)),
+            rules_version: row.get(18),
+            revision: row.get(19),
         })
         .collect())
 }
 
-/// Writes the CSV: the header, then one line per row with `rounding` applied to the minute
-/// columns. Ids are restricted to `[A-Za-z0-9_.-]`, so no field needs quoting.
+/// A field as RFC 4180 wants it: quoted (quotes doubled) when it holds a comma, a quote or a
+/// line break. Only names can; ids are restricted to `[A-Za-z0-9_.-]`.
+fn field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
+}
+
+/// Writes the CSV: the header, then one line per row (`\n` line ends).
 pub fn write_csv(
     out: &mut dyn Write,
     tenant: &TenantId,
     month: Month,
     rows: &[PayrollRow],
-    rounding: Rounding,
 ) -> std::io::Result<()> {
     writeln!(out, "{}", HEADER.join(","))?;
     for r in rows {
+        let [worked_m, overtime_m, over60_m, night_m, holiday_m] = r.minutes;
+        let [worked, overtime, over60, within, night, holiday, breaks] = r.seconds;
+        let numbers = [
+            r.days_worked,
+            r.anomaly_days,
+            worked_m,
+            overtime_m,
+            over60_m,
+            within.div_euclid(60),
+            night_m,
+            holiday_m,
+            breaks.div_euclid(60),
+            worked,
+            overtime,
+            over60,
+            within,
+            night,
+            holiday,
+            breaks,
+            r.rules_version,
+            r.revision,
+        ]
+        .map(|n| n.to_string());
         writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{}",
-            tenant,
+            "{tenant},{month},{},{},{},{},{},{}",
+            r.kind.as_str(),
             r.employee_id,
-            month,
-            r.days_worked,
-            rounding.apply(r.worked_minutes),
-            rounding.apply(r.overtime_minutes),
-            rounding.apply(r.night_minutes),
-            rounding.apply(r.break_minutes),
-            r.anomaly_days
+            field(&r.employee_name),
+            r.first_day,
+            r.last_day,
+            numbers.join(",")
         )?;
     }
     Ok(())
@@ -259,60 +250,49 @@ mod tests {
     fn months_parse_strictly() {
         let m: Month = "2020-12".parse().expect("month");
         assert_eq!(m.first, NaiveDate::from_ymd_opt(2020, 12, 1).expect("date"));
-        assert_eq!(m.next(), NaiveDate::from_ymd_opt(2021, 1, 1).expect("date"));
         assert_eq!(m.to_string(), "2020-12");
         for bad in ["2020-13", "2020-1", "20-12", "2020/12", "", "2020-12-01"] {
             assert!(bad.parse::<Month>().is_err(), "{bad}");
         }
     }
 
-    #[test]
-    fn rounding_applies_to_totals_only_as_asked() {
-        assert_eq!(Rounding::NONE.apply(1234), 1234);
-        let half_up = Rounding {
-            unit_minutes: 30,
-            mode: RoundMode::HalfUp,
-        };
-        assert_eq!(half_up.apply(614), 600);
-        assert_eq!(half_up.apply(615), 630);
-        assert_eq!(half_up.apply(630), 630);
-        let up = Rounding {
-            unit_minutes: 15,
-            mode: RoundMode::Up,
-        };
-        assert_eq!((up.apply(0), up.apply(1), up.apply(15)), (0, 15, 15));
-        let down = Rounding {
-            unit_minutes: 15,
-            mode: RoundMode::Down,
-        };
-        assert_eq!(down.apply(29), 15);
+    fn row(name: &str) -> PayrollRow {
+        PayrollRow {
+            employee_id: "E1".into(),
+            employee_name: name.into(),
+            kind: RowKind::Month,
+            first_day: NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"),
+            last_day: NaiveDate::from_ymd_opt(2026, 12, 20).expect("date"),
+            days_worked: 2,
+            anomaly_days: 1,
+            minutes: [961, 60, 0, 420, 0],
+            seconds: [57_690, 3_630, 0, 1_859, 25_200, 0, 7_259],
+            rules_version: 3,
+            revision: 4,
+        }
     }
 
     #[test]
-    fn csv_has_a_header_and_one_line_per_employee() {
+    fn csv_has_the_header_then_one_line_per_row_with_stored_minutes_and_seconds() {
         let tenant: TenantId = "acme".parse().expect("tenant");
-        let rows = vec![PayrollRow {
-            employee_id: "E1".into(),
-            days_worked: 2,
-            worked_minutes: 961,
-            overtime_minutes: 1,
-            night_minutes: 0,
-            break_minutes: 120,
-            anomaly_days: 1,
-        }];
         let mut out = Vec::new();
-        write_csv(
-            &mut out,
-            &tenant,
-            "2020-12".parse().expect("month"),
-            &rows,
-            Rounding::NONE,
-        )
-        .expect("write");
+        let month = "2026-12".parse().expect("month");
+        write_csv(&mut out, &tenant, month, &[row("Sato Hanako")]).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "tenant_id,employee_id,month,days_worked,worked_minutes,overtime_minutes,night_minutes,break_minutes,anomaly_days\n\
-             acme,E1,2020-12,2,961,1,0,120,1\n"
+            format!(
+                "{}\nacme,2026-12,month,E1,Sato Hanako,2026-11-21,2026-12-20,2,1,\
+                 961,60,0,30,420,0,120,57690,3630,0,1859,25200,0,7259,3,4\n",
+                HEADER.join(",")
+            )
         );
+    }
+
+    #[test]
+    fn names_with_commas_quotes_or_line_breaks_are_quoted() {
+        assert_eq!(field("佐藤 花子"), "佐藤 花子");
+        assert_eq!(field("Sato, Hanako"), "\"Sato, Hanako\"");
+        assert_eq!(field("Hanako \"Hana\""), "\"Hanako \"\"Hana\"\"\"");
+        assert_eq!(field("a\nb"), "\"a\nb\"");
     }
 }

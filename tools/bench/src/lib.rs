@@ -8,6 +8,8 @@
 //! open-loop latency at a fraction of each peak; and the acceptor's peak RSS and CPU time. It
 //! then removes what it created.
 //!
+//! `compute-bench` (its own binary) measures `punchctl attendance compute` on generated data.
+//!
 //! # Layout
 //! - [`cli`]: the command line (flags, defaults, `--quick`).
 //! - [`setup`]: the bench tenant group (Postgres rows, topics, tokens) and its removal.
@@ -26,9 +28,13 @@
 //!   - `run::phases`: batch, single punch, latency.
 //!   - `run::rounds`: one round of a phase (progress, CPU) and a phase over its rounds.
 //!   - `run::context`: what every phase needs, process names, goals.
+//! - [`compute`]: `compute-bench`, the offline engine at scale.
+//!   - `compute::data`: the rules file and generated punch lines.
+//!   - `compute::measure`: one measured run of `punchctl attendance compute`, output checked.
 
 pub mod bare;
 pub mod cli;
+pub mod compute;
 pub mod load;
 pub mod process;
 pub mod report;
