@@ -3,22 +3,21 @@
 //! and however often punches were resent; the compacted topic and the payroll CSV agree with
 //! the table; the latest verdict of a punch counts; conflicts and poison are kept aside.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{Datelike as _, NaiveDate};
+use chrono::NaiveDate;
 use clap::Parser as _;
 use dakoku_e2e::attendance::TestAttendance;
-use dakoku_rules::v2::{Anomaly, DayFigures};
+use dakoku_rules::v2::{Anomaly, DayFigures, Month, Punch, compute};
 use dakoku_schemas::{CheckedPunch, PunchKind, QuarantinedInput, RejectReason, Topic, Verdict};
 use dakoku_testkit::days::{
-    DayRow, figures_of, latest_daily, punch_counts, read_days, rows_as_topic, stored_offsets_total,
+    figures_of, latest_daily, punch_counts, read_days, rows_as_topic, stored_offsets_total,
     topic_figures, wait_for_days,
 };
 use dakoku_testkit::produce::{produce_checked, produce_records};
-use dakoku_testkit::scenario::{expected_days, resent};
-use dakoku_testkit::{DayKey, Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_testkit::scenario::{expected_days, resent, rules_of};
+use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -111,60 +110,78 @@ async fn a_week_of_resent_punches_becomes_the_expected_days_on_the_table_topic_a
         assert_eq!(topic_figures(day), *figures, "{key}");
     }
 
-    // The payroll CSV matches the table.
+    // The payroll CSV is the monthly records, whose figures are the engine's months of the
+    // same punches, computed here independently of the consumer.
     let month = "2020-12";
     let csv = payroll_csv(&world.db, scenario.tenant.as_str(), month).await?;
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some(
-            "tenant_id,employee_id,month,days_worked,worked_minutes,overtime_minutes,night_minutes,break_minutes,anomaly_days"
-        )
+        Some(punchctl::ops::payroll::HEADER.join(",").as_str())
     );
     let got: Vec<&str> = lines.collect();
-    let want_csv = expected_csv(&rows, &scenario, 2020, 12);
+    let want_csv = expected_csv(&scenario, month)?;
     assert_eq!(got.len(), scenario.employees.len(), "one row per employee");
-    assert_eq!(got, want_csv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|l| payable(l)).collect::<Vec<_>>(),
+        want_csv,
+        "days worked, anomaly days, worked, overtime, night minutes"
+    );
 
     consumer.stop().await?;
     world.finish().await
 }
 
-/// The CSV lines the table implies for `year`-`month`, computed here independently.
-fn expected_csv(
-    rows: &BTreeMap<DayKey, DayRow>,
-    scenario: &Scenario,
-    year: i32,
-    month: u32,
-) -> Vec<String> {
-    let mut per_employee: BTreeMap<String, [i64; 6]> = scenario
-        .employees
-        .iter()
-        .map(|(e, _)| (e.to_string(), [0; 6]))
-        .collect();
-    for ((_, employee, date), row) in rows {
-        if date.year() != year || date.month() != month {
-            continue;
-        }
-        let f = &row.figures;
-        let sums = per_employee.entry(employee.clone()).or_default();
-        // The export sums each day's display minutes (floor of the day's seconds).
-        sums[0] += i64::from(f.worked_seconds / 60 > 0);
-        sums[1] += f.worked_seconds / 60;
-        sums[2] += (f.overtime_daily_seconds + f.overtime_weekly_seconds) / 60;
-        sums[3] += f.night_seconds / 60;
-        sums[4] += f.break_seconds / 60;
-        sums[5] += i64::from(!f.anomalies.is_empty());
+/// The payable columns of a CSV line: `employee_id`, then days worked, anomaly days, worked,
+/// overtime and night minutes.
+fn payable(line: &str) -> String {
+    let cells: Vec<&str> = line.split(',').collect();
+    let column = |name: &str| {
+        let i = punchctl::ops::payroll::HEADER
+            .iter()
+            .position(|h| *h == name)
+            .expect("a header column");
+        cells.get(i).copied().unwrap_or_default()
+    };
+    [
+        "employee_id",
+        "days_worked",
+        "anomaly_days",
+        "worked_minutes",
+        "overtime_minutes",
+        "night_minutes",
+    ]
+    .map(column)
+    .join(",")
+}
+
+/// The payable columns the engine gives for `month` of the scenario's punches.
+fn expected_csv(scenario: &Scenario, month: &str) -> anyhow::Result<Vec<String>> {
+    let month = Month::parse(month).context("month")?;
+    let rules = rules_of(scenario.tz, scenario.day_change);
+    let mut out = Vec::new();
+    for (employee, _) in &scenario.employees {
+        let punches: Vec<Punch> = scenario
+            .punches
+            .iter()
+            .filter(|p| p.employee_id.as_ref() == Some(employee))
+            .map(|p| Punch {
+                id: p.punch_id.to_string(),
+                seq: p.seq,
+                kind: p.kind,
+                at: p.at.div_euclid(1000),
+                added: false,
+            })
+            .collect();
+        let computed = compute(&rules, &punches, &[]);
+        let m = computed.months.get(&month).cloned().unwrap_or_default();
+        out.push(format!(
+            "{employee},{},{},{},{},{}",
+            m.days_worked, m.anomaly_days, m.worked_minutes, m.overtime_minutes, m.night_minutes
+        ));
     }
-    per_employee
-        .iter()
-        .map(|(e, s)| {
-            format!(
-                "{},{e},{year:04}-{month:02},{},{},{},{},{},{}",
-                scenario.tenant, s[0], s[1], s[2], s[3], s[4], s[5]
-            )
-        })
-        .collect()
+    out.sort();
+    Ok(out)
 }
 
 async fn payroll_csv(db: &TestDatabase, tenant: &str, month: &str) -> anyhow::Result<String> {

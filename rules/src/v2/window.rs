@@ -178,7 +178,9 @@ fn groups(rules: &Rulebook, punches: &[Punch]) -> Vec<Group> {
         let own = punches[start..end]
             .iter()
             .map(|p| work_date(p.at, rules.at_instant(p.at)))
-            .fold((NaiveDate::MAX, NaiveDate::MIN), |(a, b), d| (a.min(d), b.max(d)));
+            .fold((NaiveDate::MAX, NaiveDate::MIN), |(a, b), d| {
+                (a.min(d), b.max(d))
+            });
         match out.last_mut() {
             Some(group) if *first <= group.dates.1 => {
                 group.punches.end = end;

@@ -80,7 +80,8 @@ pub(super) async fn incremental(
             .iter()
             .map(|p| {
                 // Three days past the longest pairing reach: a sync point on each side even
-                // across a weekend; the next rounds widen.
+                // across a weekend; the next rounds widen (a long absence). A day less makes
+                // most batches of a realistic month take a second round (attendance-bench).
                 let margin = pairing_gap(rules_of(rules, &p.key).rulebook()) + 3 * 86_400;
                 let all = || p.added.iter().chain(&p.removed).copied();
                 let low = all().min().unwrap_or(0);

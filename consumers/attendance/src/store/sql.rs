@@ -78,13 +78,14 @@ const SQL_UPSERT_REJECTIONS: &str = "INSERT INTO punch_rejections (punch_id, ten
      source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset";
 const SQL_DELETE_REJECTIONS: &str = "DELETE FROM punch_rejections WHERE punch_id = ANY($1)";
 /// Per employee (`$1` tenants, `$2` employees, `$3`..`$4` instants), its counting punches in
-/// the range, tagged with the employee's index (1-based).
+/// the range, tagged with the employee's index (1-based). `LATERAL .. OFFSET 0` keeps the plan
+/// an index range scan per employee: joined plainly, Postgres sorts and merges the whole table.
 const SQL_WINDOW_PUNCHES: &str = "SELECT k.i, p.punch_id, p.seq, p.kind, p.at \
      FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
      WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
-     JOIN punches p ON p.tenant_id = k.tenant_id AND p.employee_id = k.employee_id \
-     AND p.at >= k.lo AND p.at <= k.hi \
-     WHERE NOT p.withdrawn";
+     CROSS JOIN LATERAL (SELECT p.punch_id, p.seq, p.kind, p.at FROM punches p \
+     WHERE p.tenant_id = k.tenant_id AND p.employee_id = k.employee_id \
+     AND p.at >= k.lo AND p.at <= k.hi AND NOT p.withdrawn OFFSET 0) p";
 /// Per employee, the instants of its first and last counting punch (one index probe each).
 const SQL_BOUNDS: &str = "SELECT k.i, \
      (SELECT min(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
@@ -155,8 +156,9 @@ fn stored_days() -> String {
         "SELECT k.i, d.work_date, d.revision, d.rules_version, {} \
          FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) \
          WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
-         JOIN attendance_days d ON d.tenant_id = k.tenant_id AND d.employee_id = k.employee_id \
-         AND d.work_date >= k.lo AND d.work_date <= k.hi",
+         CROSS JOIN LATERAL (SELECT * FROM attendance_days d WHERE d.tenant_id = k.tenant_id \
+         AND d.employee_id = k.employee_id AND d.work_date >= k.lo AND d.work_date <= k.hi \
+         OFFSET 0) d",
         figure_columns("d")
     )
 }
@@ -168,8 +170,9 @@ fn stored_months() -> String {
         "SELECT k.i, m.month, m.revision, m.rules_version, {} \
          FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) \
          WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
-         JOIN attendance_months m ON m.tenant_id = k.tenant_id \
-         AND m.employee_id = k.employee_id AND m.last_day >= k.lo AND m.first_day <= k.hi",
+         CROSS JOIN LATERAL (SELECT * FROM attendance_months m WHERE m.tenant_id = k.tenant_id \
+         AND m.employee_id = k.employee_id AND m.last_day >= k.lo AND m.first_day <= k.hi \
+         OFFSET 0) m",
         month_columns("m")
     )
 }

@@ -175,18 +175,20 @@ async fn run(args: &Args, url: &str, suffix: &str) -> anyhow::Result<()> {
     for (employee, span) in [("E-short", args.short_days), ("E-long", args.long_days)] {
         let mut took = Vec::with_capacity(args.batches);
         for i in 0..args.batches {
-            // A late stray clock-in at 20:00 on a day in the middle of the history: it
-            // changes that day (and its week and month), nothing else.
+            // A late stray clock-in in the evening of a day in the middle of the history: it
+            // changes that day (and its week and month), nothing else. Each a minute apart
+            // from the last on its day, so none is a double tap.
             let date = first + chrono::Days::new(u64::from(span / 2) + (i as u64 % 3));
-            let late =
-                punches.accepted(employee, PunchKind::ClockIn, tokyo(date, 20, i as u32 % 60));
+            let at = tokyo(date, 20, 0) + chrono::Duration::seconds(61 * i as i64);
+            let late = punches.accepted(employee, PunchKind::ClockIn, at);
             let batch = feed.records(vec![late]);
             let started = Instant::now();
             let applied = store.apply(&batch, None, Utc::now()).await?;
             took.push(started.elapsed());
             anyhow::ensure!(
                 applied.counts.days_changed > 0,
-                "a late punch must change its day"
+                "a late punch (batch {i} of {employee}) must change its day: {:?}",
+                applied.counts
             );
         }
         took.sort();
