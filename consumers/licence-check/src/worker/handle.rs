@@ -24,6 +24,10 @@ use crate::first::Judged;
 use crate::metrics;
 use crate::verdicts::VerdictStore;
 
+/// Punches judged (and their verdicts produced) together: one `punch_verdicts` lookup and one
+/// insert per chunk, so a long transaction's verdicts stream out instead of piling up.
+const FLUSH_RECORDS: usize = 1_000;
+
 /// The `source` of quarantine records written here.
 pub const QUARANTINE_SOURCE: &str = "licence-check";
 
@@ -105,13 +109,19 @@ impl<'a> Handler<'a> {
             Ok(raw) => raw,
             Err((code, error)) => return self.quarantine(message, open, breaker, code, error),
         };
-        // Judged at the transaction's end, as one batch against the stored first verdicts.
+        // Judged in chunks against the stored first verdicts (one lookup and one insert per
+        // chunk), the last one just before the commit.
         open.pending.push(raw);
-        breaker.record(true).map_err(|t| self.tripped(t))
+        breaker.record(true).map_err(|t| self.tripped(t))?;
+        if open.pending.len() >= FLUSH_RECORDS {
+            self.flush(open)?;
+        }
+        Ok(())
     }
 
-    /// Judges the open transaction's punches (or reuses their stored first verdicts), stores
-    /// the new verdicts and produces one `CheckedPunch` per punch; called just before commit.
+    /// Judges the open transaction's pending punches (or reuses their stored first verdicts),
+    /// stores the new verdicts and produces one `CheckedPunch` per punch; called per chunk and
+    /// just before commit, so every verdict is stored before its transaction commits.
     pub(super) fn flush(&mut self, open: &mut OpenTxn) -> Result<(), SessionEnd> {
         if open.pending.is_empty() {
             return Ok(());
