@@ -9,10 +9,9 @@ use chrono_tz::Tz;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
 use tokio_postgres::GenericClient;
 
-use super::grants::record_grant;
 use super::history::{ActiveRange, Grant};
 use super::licences::{
-    LicenceError, MAX_EMPLOYEE_NAME_CHARS, lock_tenant, now_millis, require_seat,
+    LicenceError, MAX_EMPLOYEE_NAME_CHARS, lock_tenant, now_millis, record_grant, require_seat,
 };
 use super::outcome::{Added, Changed, Difference};
 use super::recorded;

@@ -9,7 +9,7 @@ use tokio_postgres::GenericClient;
 
 use super::employees::{Moment, load_employees};
 use super::history::{ActiveRange, Grant};
-use super::licences::{LicenceError, lock_tenant, require_seat};
+use super::licences::{LicenceError, lock_tenant, record_grant, require_seat};
 use super::outcome::Added;
 
 /// A grant or revocation as asked for.
@@ -52,29 +52,6 @@ impl std::fmt::Display for GrantRecord {
             at(self.until, "open")
         )
     }
-}
-
-/// Appends one grant row.
-pub(crate) async fn record_grant(
-    tx: &impl GenericClient,
-    tenant: &TenantId,
-    employee: &EmployeeId,
-    grant: Grant,
-) -> Result<(), LicenceError> {
-    let at = |ms: Option<i64>| ms.and_then(DateTime::<Utc>::from_timestamp_millis);
-    tx.execute(
-        "INSERT INTO licence_grants (tenant_id, employee_id, granted, valid_from, valid_until)
-         VALUES ($1, $2, $3, COALESCE($4, '-infinity'::timestamptz), $5)",
-        &[
-            &tenant.as_str(),
-            &employee.as_str(),
-            &grant.granted,
-            &at(grant.range.from),
-            &at(grant.range.until),
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
 /// The employee's grant rows, oldest first.

@@ -258,6 +258,29 @@ pub(crate) async fn require_seat(
     Ok(())
 }
 
+/// Appends one grant row.
+pub(crate) async fn record_grant(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+    employee: &EmployeeId,
+    grant: Grant,
+) -> Result<(), LicenceError> {
+    let at = |ms: Option<i64>| ms.and_then(DateTime::<Utc>::from_timestamp_millis);
+    tx.execute(
+        "INSERT INTO licence_grants (tenant_id, employee_id, granted, valid_from, valid_until)
+         VALUES ($1, $2, $3, COALESCE($4, '-infinity'::timestamptz), $5)",
+        &[
+            &tenant.as_str(),
+            &employee.as_str(),
+            &grant.granted,
+            &at(grant.range.from),
+            &at(grant.range.until),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Records a tenant's licence: seats on the work dates `valid_from..=valid_until` (`None` =
 /// open). A new row, never an update: where it overlaps earlier rows it holds, elsewhere they
 /// still do (so a renewal leaves the dates of the old licence valid; `seats 0` from a date
