@@ -92,7 +92,7 @@ CREATE TRIGGER tenant_licences_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 -- published with this row's verdict unchanged; only `punchctl recheck` updates a row.
 -- Not master data: no version bump.
 CREATE TABLE punch_verdicts (
-    punch_id             text PRIMARY KEY,
+    punch_id             uuid PRIMARY KEY,
     tenant_id            text NOT NULL,
     verdict              text NOT NULL CHECK (verdict IN ('accepted', 'rejected')),
     reason               text,

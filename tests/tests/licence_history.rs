@@ -249,7 +249,7 @@ async fn a_retroactive_removal_changes_a_judged_punch_only_through_recheck_inclu
     let client = db.client().await?;
     let row = client
         .query_one(
-            "SELECT verdict, reason, rechecks FROM punch_verdicts WHERE punch_id = $1",
+            "SELECT verdict, reason, rechecks FROM punch_verdicts WHERE punch_id::text = $1",
             &[&judged.punch_id.to_string()],
         )
         .await?;

@@ -68,9 +68,9 @@ impl VerdictStore {
 
     /// The stored verdicts of `ids`.
     pub fn stored(&self, ids: &[PunchId]) -> Result<HashMap<PunchId, Judged>, VerdictError> {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let ids: Vec<_> = ids.iter().map(|id| *id.as_uuid()).collect();
         let rows = self.runtime.block_on(self.client.query(
-            "SELECT punch_id, verdict, reason, employee_id, master_data_version, checked_at
+            "SELECT punch_id::text, verdict, reason, employee_id, master_data_version, checked_at
              FROM punch_verdicts WHERE punch_id = ANY($1)",
             &[&ids],
         ))?;
@@ -114,7 +114,7 @@ impl VerdictStore {
         if verdicts.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<String> = verdicts.iter().map(|v| v.punch_id.to_string()).collect();
+        let ids: Vec<_> = verdicts.iter().map(|v| *v.punch_id.as_uuid()).collect();
         let tenants: Vec<&str> = verdicts.iter().map(|v| v.tenant_id.as_str()).collect();
         let kinds: Vec<&str> = verdicts.iter().map(|v| v.verdict.as_str()).collect();
         let reasons: Vec<Option<&str>> = verdicts
@@ -138,7 +138,7 @@ impl VerdictStore {
         let sql = format!(
             "INSERT INTO punch_verdicts (punch_id, tenant_id, verdict, reason, employee_id,
                  master_data_version, checked_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                  $6::int8[], $7::int8[])
              {conflict}"
         );

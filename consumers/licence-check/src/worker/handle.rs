@@ -26,7 +26,7 @@ use crate::verdicts::VerdictStore;
 
 /// Punches judged (and their verdicts produced) together: one `punch_verdicts` lookup and one
 /// insert per chunk, so a long transaction's verdicts stream out instead of piling up.
-const FLUSH_RECORDS: usize = 1_000;
+const FLUSH_RECORDS: usize = 5_000;
 
 /// The `source` of quarantine records written here.
 pub const QUARANTINE_SOURCE: &str = "licence-check";
