@@ -182,7 +182,18 @@ impl Loop<'_> {
             };
             let consumer = self.consumer;
             let message = match consumer.poll(timeout) {
-                None => continue,
+                None => {
+                    // Nothing more to read for now: judge and produce what is pending rather
+                    // than hold it until the commit.
+                    if let Some(open) = txn.as_mut()
+                        && let Err(end) = self.handler.flush(open)
+                    {
+                        txn.take();
+                        self.txns.abort();
+                        return end;
+                    }
+                    continue;
+                }
                 Some(Err(error)) => {
                     if let Some(end) = self.consumer_error(error) {
                         if txn.take().is_some() {
