@@ -9,7 +9,8 @@
 //!   serialised across processes by an advisory lock.
 //! - [`connect`]: single connections and pools built from a `DATABASE_URL`.
 //! - [`master`]: master data (tenants, devices, employees, licences, intake pauses) read and
-//!   written through typed functions; `master/{tenants, devices, employees, licences, pauses,
+//!   written through typed functions; `master/{tenants, devices, employees, licences, grants,
+//!   history (pure), recorded (reads the history tables), pauses,
 //!   outcome}`.
 //! - [`snapshot`]: an in-memory master-data snapshot kept current by LISTEN/NOTIFY.
 //! - [`offsets`]: the `consumer_offsets` table (load, store), in the caller's transaction.

@@ -805,10 +805,11 @@ async fn replay_to_a_moment_processes_exactly_the_later_records_again_and_double
     world.finish().await
 }
 
-/// A bad master-data change (an employee's seat freed by mistake) makes licence-check reject
-/// that employee's new punches and a resend of earlier ones, so attendance drops them; after
-/// the fix, `recheck` accepts exactly those punches again and attendance ends as if nothing
-/// had happened.
+/// A bad master-data change (an employee's licence revoked by mistake, retroactively) makes
+/// licence-check reject that employee's new punches, so attendance drops them; a resend of
+/// earlier, already judged punches keeps their first verdict (accepted). After the fix,
+/// `recheck` accepts exactly the rejected punches and attendance ends as if nothing had
+/// happened. (Before master data was history, the resend was re-judged and dropped too.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_master_data_change_then_a_fix_and_recheck_end_with_the_right_attendance()
 -> anyhow::Result<()> {
@@ -849,16 +850,20 @@ async fn a_bad_master_data_change_then_a_fix_and_recheck_end_with_the_right_atte
     // The bad change, then the rest of the week and a resend of the victim's Monday.
     let tenant = a.tenant.as_str();
     let set = |licensed: &'static str| {
-        [
-            "employee",
+        let mut args = vec![
+            "licence",
             "set",
             "--tenant",
             tenant,
             "--employee",
             victim.as_str(),
-            "--licensed",
-            licensed,
-        ]
+            "--from",
+            "always",
+        ];
+        if licensed == "false" {
+            args.push("--revoke");
+        }
+        args
     };
     world.punchctl(&set("false")).await?;
     let bad = master_data_version(&world.db).await?;
@@ -883,12 +888,21 @@ async fn a_bad_master_data_change_then_a_fix_and_recheck_end_with_the_right_atte
         .iter()
         .filter(|p| p.employee_id.as_ref() == Some(&victim))
         .count();
-    assert_eq!(rejected_now, victims_later + resent_monday.len());
+    assert_eq!(
+        rejected_now, victims_later,
+        "the resent Monday keeps its first verdict"
+    );
     assert!(
         bad_days
             .keys()
-            .all(|(_, e, d)| e != victim.as_str() || (*d > monday && *d < thursday_date)),
-        "the victim's Monday and late week are gone while the master data is wrong"
+            .all(|(_, e, d)| e != victim.as_str() || *d < thursday_date),
+        "the victim's late week is gone while the master data is wrong"
+    );
+    assert!(
+        bad_days
+            .keys()
+            .any(|(_, e, d)| e == victim.as_str() && *d == monday),
+        "the victim's Monday stays: a resend never changes money"
     );
 
     // The fix and the recheck: exactly the victim's rejected punches are accepted again.

@@ -1,17 +1,22 @@
-//! The licence check (CONTRACT §3): a pure function of a punch and a master-data snapshot.
+//! The licence check (CONTRACT §3): a pure function of a punch and the master-data history,
+//! judged **as of the punch's `at`**, never as of now.
 //!
 //! The rules, first failing one wins:
 //! 1. the punch's tenant is in master data, else `unknown_tenant`;
-//! 2. an employee of that tenant has the card, else `unknown_card`;
-//! 3. the employee is active at `at` (`active_from <= at < active_until`), else
-//!    `employee_inactive`;
-//! 4. the employee holds a licence seat (`licensed`), else `not_licensed`;
-//! 5. the tenant's licence is valid on the punch's work date (tenant time zone and day change,
-//!    [`work_date`]), else `licence_expired`. A tenant with no seats has no licence at all and
-//!    gets `licence_expired` too (the contract has no separate reason).
+//! 2. an employee of that tenant has the card (the card as registered now), else
+//!    `unknown_card`;
+//! 3. the employee is active at `at` (`active_from <= at < active_until`, the range recorded
+//!    last), else `employee_inactive`;
+//! 4. the employee holds a licence at `at` (the grant recorded last that covers `at`), else
+//!    `not_licensed`;
+//! 5. the tenant's licence in force on the punch's work date (tenant time zone and day change,
+//!    [`work_date`]; the licence row recorded last that covers it) has seats, else
+//!    `licence_expired` (no licence at all gets it too: the contract has no separate reason).
 //!
-//! Otherwise the punch is accepted. Every lookup is a hash probe; the work date is computed
-//! only when the licence has a bound.
+//! Otherwise the punch is accepted. A change recorded from a date on leaves every punch before
+//! that date judged as before (property-tested below). Every lookup is a hash probe and a
+//! short scan of the employee's rows; the work date is computed only when a licence row has a
+//! bound.
 
 use dakoku_schemas::{CheckedPunch, EmployeeId, RawPunch, RejectReason, Verdict, work_date};
 
@@ -62,14 +67,14 @@ pub fn check<'s>(punch: &RawPunch, snapshot: &'s Snapshot) -> Decision<'s> {
     if !employee.active_at(punch.at) {
         return Decision::rejected(RejectReason::EmployeeInactive, id);
     }
-    if !employee.licensed {
+    if !employee.licensed_at(punch.at) {
         return Decision::rejected(RejectReason::NotLicensed, id);
     }
-    let licence = &tenant.licence;
-    let valid = if licence.is_bounded() {
-        licence.valid_on(work_date(punch.at, tenant.time_zone, tenant.day_change))
+    let licences = &tenant.licences;
+    let valid = if licences.is_dated() {
+        licences.valid_on(work_date(punch.at, tenant.time_zone, tenant.day_change))
     } else {
-        licence.seats > 0
+        licences.valid_always()
     };
     if !valid {
         return Decision::rejected(RejectReason::LicenceExpired, id);
@@ -84,9 +89,10 @@ pub fn check<'s>(punch: &RawPunch, snapshot: &'s Snapshot) -> Decision<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Employee, Licence, Tenant};
+    use crate::snapshot::{Employee, Tenant};
     use chrono::{DateTime, NaiveDate, NaiveTime};
     use dakoku_schemas::{PunchId, PunchKind};
+    use dakoku_store::master::history::{ActiveRange, Grant, Grants, LicenceRow, Licences};
     use proptest::prelude::*;
 
     const DAY: i64 = 86_400_000;
@@ -119,22 +125,38 @@ mod tests {
         }
     }
 
+    fn licence(seats: u32, from: Option<NaiveDate>, until: Option<NaiveDate>) -> Licences {
+        Licences(vec![LicenceRow {
+            seats,
+            valid_from: from,
+            valid_until: until,
+        }])
+    }
+
+    fn grant(granted: bool, from: Option<i64>, until: Option<i64>) -> Grant {
+        Grant {
+            granted,
+            range: ActiveRange { from, until },
+        }
+    }
+
+    fn tokyo_tenant(licences: Licences) -> Tenant {
+        Tenant::new(
+            "g1".parse().expect("group"),
+            chrono_tz::Asia::Tokyo,
+            NaiveTime::from_hms_opt(5, 0, 0).expect("time"),
+            licences,
+        )
+    }
+
     /// acme: licensed until 2020-12-03 (Tokyo, day change 05:00), with employees
-    /// ok (licensed, active), gone (left 2020-12-01), unlicensed.
+    /// ok (licensed, active), gone (left 2020-12-01), unlicensed, and late (licence revoked
+    /// from 2020-12-02 on).
     fn snapshot() -> Snapshot {
         let mut s = Snapshot::empty(42);
         s.insert_tenant(
             "acme",
-            Tenant::new(
-                "g1".parse().expect("group"),
-                chrono_tz::Asia::Tokyo,
-                NaiveTime::from_hms_opt(5, 0, 0).expect("time"),
-                Licence {
-                    seats: 10,
-                    valid_from: Some(date(2020, 1, 1)),
-                    valid_until: Some(date(2020, 12, 3)),
-                },
-            ),
+            tokyo_tenant(licence(10, Some(date(2020, 1, 1)), Some(date(2020, 12, 3)))),
         );
         s.insert_tenant(
             "nolicence",
@@ -142,27 +164,32 @@ mod tests {
                 "g1".parse().expect("group"),
                 chrono_tz::Asia::Tokyo,
                 NaiveTime::MIN,
-                Licence {
-                    seats: 0,
-                    valid_from: None,
-                    valid_until: None,
-                },
+                licence(0, None, None),
             ),
         );
-        let employee = |id: &str, until: Option<i64>, licensed| Employee {
+        let employee = |id: &str, until: Option<i64>, grants: Vec<Grant>| Employee {
             employee: id.parse().expect("employee"),
-            active_from: None,
-            active_until: until,
-            licensed,
+            active: ActiveRange { from: None, until },
+            grants: Grants(grants),
         };
-        assert!(s.insert_employee("acme", "OK", employee("E-ok", None, true)));
+        let always = || vec![grant(true, None, None)];
+        assert!(s.insert_employee("acme", "OK", employee("E-ok", None, always())));
         assert!(s.insert_employee(
             "acme",
             "GONE",
-            employee("E-gone", Some(millis("2020-12-01T00:00:00+09:00")), true)
+            employee(
+                "E-gone",
+                Some(millis("2020-12-01T00:00:00+09:00")),
+                always()
+            )
         ));
-        assert!(s.insert_employee("acme", "NOLIC", employee("E-nolic", None, false)));
-        assert!(s.insert_employee("nolicence", "X", employee("E-x", None, true)));
+        assert!(s.insert_employee("acme", "NOLIC", employee("E-nolic", None, vec![])));
+        let revoked = vec![
+            grant(true, None, None),
+            grant(false, Some(millis("2020-12-02T00:00:00+09:00")), None),
+        ];
+        assert!(s.insert_employee("acme", "LATE", employee("E-late", None, revoked)));
+        assert!(s.insert_employee("nolicence", "X", employee("E-x", None, always())));
         s
     }
 
@@ -199,6 +226,15 @@ mod tests {
     }
 
     #[test]
+    fn a_licence_is_judged_as_of_the_punch_not_as_of_now() {
+        assert_eq!(reason("acme", "LATE", "2020-12-01T23:59:59+09:00"), None);
+        assert_eq!(
+            reason("acme", "LATE", "2020-12-02T00:00:00+09:00"),
+            Some(RejectReason::NotLicensed)
+        );
+    }
+
+    #[test]
     fn licence_validity_follows_the_work_date_not_the_calendar_date() {
         // 02:00 on the 4th in Tokyo is work date the 3rd: still licensed.
         assert_eq!(reason("acme", "OK", "2020-12-04T02:00:00+09:00"), None);
@@ -223,6 +259,141 @@ mod tests {
             checked.employee_id.map(|e| e.to_string()),
             Some("E-ok".into())
         );
+    }
+
+    /// A random history for one tenant "t" (Tokyo, 05:00) and one employee on card "C", over
+    /// December 2020 (instants as hours into the month).
+    #[derive(Debug, Clone)]
+    struct History {
+        licences: Vec<(u32, Option<u32>, Option<u32>)>,
+        range: (Option<i64>, Option<i64>),
+        grants: Vec<(bool, Option<i64>, Option<i64>)>,
+    }
+
+    const DEC: &str = "2020-12-01T05:00:00+09:00";
+    const HOUR: i64 = 3_600_000;
+
+    fn hours(h: i64) -> i64 {
+        millis(DEC) + h * HOUR
+    }
+
+    fn arb_history() -> impl Strategy<Value = History> {
+        let hour = || proptest::option::of(0i64..31 * 24);
+        let day = || proptest::option::of(1u32..=31);
+        (
+            proptest::collection::vec((0u32..3, day(), day()), 0..4),
+            (hour(), hour()),
+            proptest::collection::vec((any::<bool>(), hour(), hour()), 0..5),
+        )
+            .prop_map(|(licences, range, grants)| History {
+                licences,
+                range,
+                grants,
+            })
+    }
+
+    fn ordered<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> (Option<T>, Option<T>) {
+        match (a, b) {
+            (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
+            other => other,
+        }
+    }
+
+    fn build(history: &History) -> Snapshot {
+        let rows = history
+            .licences
+            .iter()
+            .map(|&(seats, from, until)| {
+                let (from, until) = ordered(from, until);
+                LicenceRow {
+                    seats,
+                    valid_from: from.map(|d| date(2020, 12, d)),
+                    valid_until: until.map(|d| date(2020, 12, d)),
+                }
+            })
+            .collect();
+        let mut s = Snapshot::empty(1);
+        s.insert_tenant("t", tokyo_tenant(Licences(rows)));
+        let (from, until) = ordered(history.range.0, history.range.1);
+        let grants = history
+            .grants
+            .iter()
+            .map(|&(granted, a, b)| {
+                let (a, b) = ordered(a, b);
+                grant(granted, a.map(hours), b.map(hours))
+            })
+            .collect();
+        let employee = Employee {
+            employee: "E".parse().expect("employee"),
+            active: ActiveRange {
+                from: from.map(hours),
+                until: until.map(hours),
+            },
+            grants: Grants(grants),
+        };
+        assert!(s.insert_employee("t", "C", employee));
+        s
+    }
+
+    /// A change recorded "from today on" (today = work date `day`, which starts at
+    /// `hours((day - 1) * 24)`): a grant or revocation from then, a licence row from then, or
+    /// an end date then.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Grant(bool, Option<i64>),
+        Licence(u32, Option<u32>),
+        EndDate,
+    }
+
+    fn arb_change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            (any::<bool>(), proptest::option::of(0i64..200)).prop_map(|(g, u)| Change::Grant(g, u)),
+            (0u32..3, proptest::option::of(0u32..10)).prop_map(|(s, u)| Change::Licence(s, u)),
+            Just(Change::EndDate),
+        ]
+    }
+
+    fn apply(history: &History, change: &Change, day: u32) -> History {
+        let start = i64::from(day - 1) * 24;
+        let mut after = history.clone();
+        match *change {
+            Change::Grant(granted, length) => {
+                after
+                    .grants
+                    .push((granted, Some(start), length.map(|l| start + l)));
+            }
+            Change::Licence(seats, length) => {
+                let until = length.map(|l| (day + l).min(31));
+                after.licences.push((seats, Some(day), until));
+            }
+            Change::EndDate => {
+                let (from, until) = ordered(history.range.0, history.range.1);
+                let end = until.map_or(start, |u| u.min(start));
+                after.range = (from.map(|f| f.min(end)), Some(end));
+            }
+        }
+        after
+    }
+
+    proptest! {
+        /// The bug, for any history: a change recorded from today on never changes the
+        /// verdict of a punch before today.
+        #[test]
+        fn a_change_from_today_leaves_earlier_punches_judged_as_before(
+            history in arb_history(),
+            change in arb_change(),
+            day in 2u32..=31,
+            at in 0i64..31 * 24 * 60,
+        ) {
+            let before = build(&history);
+            let after = build(&apply(&history, &change, day));
+            let at = millis(DEC) + at * 60_000;
+            let p = punch("t", "C", at);
+            let earlier = at < hours(i64::from(day - 1) * 24);
+            if earlier {
+                prop_assert_eq!(check(&p, &before).reason, check(&p, &after).reason);
+            }
+        }
     }
 
     proptest! {

@@ -16,6 +16,8 @@ pub mod name {
     pub const QUARANTINED: &str = "licence_check_quarantined_total";
     /// Records copied unchanged (passthrough mode, benchmarks only), by group.
     pub const PASSED_THROUGH: &str = "licence_check_passthrough_records_total";
+    /// Punches published with their stored first verdict (resends, replays), by group.
+    pub const VERDICTS_REUSED: &str = "licence_check_verdicts_reused_total";
     /// Transactions by group and outcome (`committed`, `aborted`).
     pub const TRANSACTIONS: &str = "licence_check_transactions_total";
     /// From a transaction's first record to its commit, seconds, by group.
@@ -64,6 +66,10 @@ fn describe() {
         "Records copied unchecked (passthrough benchmark mode)."
     );
     describe_counter!(name::TRANSACTIONS, "Kafka transactions by outcome.");
+    describe_counter!(
+        name::VERDICTS_REUSED,
+        "Punches published with their stored first verdict instead of being judged again."
+    );
     describe_histogram!(
         name::BATCH_LATENCY,
         metrics::Unit::Seconds,
@@ -161,6 +167,14 @@ fn reason_index(reason: RejectReason) -> usize {
         RejectReason::NotLicensed => 2,
         RejectReason::LicenceExpired => 3,
         RejectReason::UnknownTenant => 4,
+    }
+}
+
+/// `count` punches of `group` were published with their stored first verdict (resends,
+/// replays) instead of being judged again.
+pub fn verdicts_reused(group: &GroupId, count: u64) {
+    if count > 0 {
+        counter!(name::VERDICTS_REUSED, "group" => group.to_string()).increment(count);
     }
 }
 

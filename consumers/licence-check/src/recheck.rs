@@ -1,6 +1,10 @@
 //! Recheck: after master data is fixed (a card registered, a licence extended), re-run the
 //! check for the punches of a group (or one tenant) that were rejected, and publish a new,
-//! accepted verdict for each that now passes.
+//! accepted verdict for each that now passes. With `include_accepted`, accepted punches are
+//! judged again too and each that the history now rejects gets a rejection (a licence removed
+//! retroactively). This is the only path that re-judges a punch: the stored first verdict
+//! (`punch_verdicts`) is replaced before the new verdict is published, so later resends repeat
+//! the new one.
 //!
 //! The scan reads `punches.checked.<group>` from the beginning (`read_committed`) up to its
 //! end at scan time. Which verdict of a punch counts is decided by [`VerdictKey`], the order
@@ -35,6 +39,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::check::check;
 use crate::snapshot::Snapshot;
+use crate::verdicts::VerdictStore;
 
 /// Verdicts published per transaction.
 const CHUNK: usize = 10_000;
@@ -51,6 +56,8 @@ pub struct RecheckRequest {
     pub tenant: Option<TenantId>,
     /// Report what would be accepted without producing anything.
     pub dry_run: bool,
+    /// Judge accepted punches again too (publishing a rejection where the history now says so).
+    pub include_accepted: bool,
     /// Longest wait for any one Kafka operation.
     pub timeout: Duration,
 }
@@ -93,12 +100,16 @@ pub struct RecheckSummary {
     pub already_accepted: u64,
     /// Rejected punches that the current master data accepts.
     pub now_accepted: u64,
+    /// Accepted punches that the current master data rejects (only with `include_accepted`).
+    pub now_rejected: u64,
     /// Rejected punches that stay rejected, by their current reason.
     pub still_rejected: BTreeMap<RejectReason, u64>,
     /// New verdicts committed (0 on a dry run).
     pub published: u64,
     /// The punches accepted now (their ids), sorted.
     pub accepted_punches: Vec<PunchId>,
+    /// The punches rejected now (their ids), sorted.
+    pub rejected_punches: Vec<PunchId>,
 }
 
 /// Why a recheck failed. Nothing is half-published: verdicts commit in transactions.
@@ -121,6 +132,9 @@ pub enum RecheckError {
     /// A bug: a verdict could not be encoded.
     #[error("cannot encode a verdict: {0}")]
     Encode(String),
+    /// The stored verdicts could not be updated; nothing was published.
+    #[error(transparent)]
+    Store(#[from] crate::verdicts::VerdictError),
     /// Another recheck of the group took over this one's transactional id.
     #[error(
         "another recheck of group {0} is running and fenced this one; let it finish, then run again"
@@ -130,24 +144,15 @@ pub enum RecheckError {
 
 /// A punch's counting verdict so far in the scan (a rejection is kept whole: it may be
 /// rechecked).
-enum Seen {
-    Accepted(VerdictKey),
-    Rejected(Box<CheckedPunch>),
-}
+struct Seen(Box<CheckedPunch>);
 
 impl Seen {
     fn key(&self) -> VerdictKey {
-        match self {
-            Seen::Accepted(key) => *key,
-            Seen::Rejected(punch) => VerdictKey::of(punch),
-        }
+        VerdictKey::of(&self.0)
     }
 
     fn of(punch: CheckedPunch) -> Self {
-        match punch.verdict {
-            Verdict::Accepted => Seen::Accepted(VerdictKey::of(&punch)),
-            Verdict::Rejected => Seen::Rejected(Box::new(punch)),
-        }
+        Self(Box::new(punch))
     }
 }
 
@@ -156,22 +161,27 @@ impl Seen {
 pub fn recheck(
     request: &RecheckRequest,
     snapshot: &Snapshot,
+    verdicts: Option<&VerdictStore>,
     progress: &dyn Progress,
 ) -> Result<RecheckSummary, RecheckError> {
     recheck_with(
         &ClientFactory::new(&request.brokers),
         request,
         snapshot,
+        verdicts,
         progress,
     )
 }
 
 /// Rechecks `request` against `snapshot` with clients from `kafka` (`request.brokers` is not
-/// used). Blocking: run it on a blocking thread.
+/// used), replacing the stored first verdicts of the punches it changes in `verdicts` before
+/// publishing (`None`: the log only, for tools without Postgres). Blocking: run it on a
+/// blocking thread.
 pub fn recheck_with(
     kafka: &ClientFactory,
     request: &RecheckRequest,
     snapshot: &Snapshot,
+    verdicts: Option<&VerdictStore>,
     progress: &dyn Progress,
 ) -> Result<RecheckSummary, RecheckError> {
     let topic = Topic::Checked(request.group.clone()).name();
@@ -185,28 +195,37 @@ pub fn recheck_with(
     };
     let now = Utc::now().timestamp_millis();
     let mut fresh: Vec<(String, CheckedPunch)> = Vec::new();
-    for seen in punches.by_id.into_values() {
-        let rejected = match seen {
-            Seen::Accepted(_) => {
-                summary.already_accepted += 1;
-                continue;
-            }
-            Seen::Rejected(rejected) => rejected,
-        };
-        let raw = rejected.raw();
+    for Seen(counting) in punches.by_id.into_values() {
+        let was_accepted = counting.verdict == Verdict::Accepted;
+        if was_accepted && !request.include_accepted {
+            summary.already_accepted += 1;
+            continue;
+        }
+        let raw = counting.raw();
         let decision = check(&raw, snapshot);
-        match decision.reason {
-            Some(reason) => *summary.still_rejected.entry(reason).or_default() += 1,
-            None => {
+        match (decision.reason, was_accepted) {
+            (Some(reason), false) => *summary.still_rejected.entry(reason).or_default() += 1,
+            (None, true) => summary.already_accepted += 1,
+            (reason, _) => {
+                match reason {
+                    None => summary.accepted_punches.push(raw.punch_id),
+                    Some(_) => summary.rejected_punches.push(raw.punch_id),
+                }
                 let key = checked_key(&raw.tenant_id, decision.employee, &raw.card_id);
                 fresh.push((key, decision.apply(raw, snapshot.version, now)));
             }
         }
     }
     fresh.sort_by_key(|(_, punch)| punch.punch_id);
-    summary.now_accepted = fresh.len() as u64;
-    summary.accepted_punches = fresh.iter().map(|(_, p)| p.punch_id).collect();
+    summary.accepted_punches.sort_unstable();
+    summary.rejected_punches.sort_unstable();
+    summary.now_accepted = summary.accepted_punches.len() as u64;
+    summary.now_rejected = summary.rejected_punches.len() as u64;
     if !request.dry_run && !fresh.is_empty() {
+        if let Some(verdicts) = verdicts {
+            let changed: Vec<CheckedPunch> = fresh.iter().map(|(_, p)| p.clone()).collect();
+            verdicts.replace(&changed)?;
+        }
         summary.published = publish(kafka, request, &topic, &fresh, progress)?;
     }
     Ok(summary)

@@ -1,5 +1,6 @@
-//! The master data the check decides with: tenants (time zone, day change, licence) and their
-//! employees by card, held in memory and swapped atomically.
+//! The master data the check decides with: tenants (time zone, day change, licence rows) and
+//! their employees by card with their history (active range, licence grants), held in memory
+//! and swapped atomically. The history is whole, so a punch is judged as of its `at`.
 //!
 //! Refreshed in the background: LISTEN on `dakoku_master_data` (the master-data triggers
 //! notify on every change) plus a periodic check of `master_data_version`. The check only ever
@@ -9,41 +10,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::NaiveTime;
 use chrono_tz::Tz;
 use dakoku_schemas::{EmployeeId, GroupId};
+use dakoku_store::master::history::{ActiveRange, Grants, Licences};
+use dakoku_store::master::recorded;
 use dakoku_store::snapshot::MasterData;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::metrics;
-
-/// A tenant's licence: seats and the inclusive range of work dates it is valid on.
-///
-/// A tenant with no seats has no licence (`punchctl licence set` never ran): it is valid on
-/// no date. `None` bounds are open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Licence {
-    /// `licence_seats`.
-    pub seats: u32,
-    /// First valid work date, inclusive.
-    pub valid_from: Option<NaiveDate>,
-    /// Last valid work date, inclusive.
-    pub valid_until: Option<NaiveDate>,
-}
-
-impl Licence {
-    /// Whether the licence covers `work_date`.
-    pub fn valid_on(&self, work_date: NaiveDate) -> bool {
-        self.seats > 0
-            && self.valid_from.is_none_or(|from| from <= work_date)
-            && self.valid_until.is_none_or(|until| work_date <= until)
-    }
-
-    /// Whether validity depends on the date at all (else the work date need not be computed).
-    pub fn is_bounded(&self) -> bool {
-        self.valid_from.is_some() || self.valid_until.is_some()
-    }
-}
 
 /// A tenant as the check sees it.
 #[derive(Debug, Clone)]
@@ -54,19 +29,19 @@ pub struct Tenant {
     pub time_zone: Tz,
     /// Local time at which its work date starts.
     pub day_change: NaiveTime,
-    /// Its licence.
-    pub licence: Licence,
+    /// Its licence rows (seats on work dates), in recorded order.
+    pub licences: Licences,
     employees_by_card: HashMap<String, Employee>,
 }
 
 impl Tenant {
     /// A tenant with no employees (for tests and tools).
-    pub fn new(group: GroupId, time_zone: Tz, day_change: NaiveTime, licence: Licence) -> Self {
+    pub fn new(group: GroupId, time_zone: Tz, day_change: NaiveTime, licences: Licences) -> Self {
         Self {
             group,
             time_zone,
             day_change,
-            licence,
+            licences,
             employees_by_card: HashMap::new(),
         }
     }
@@ -82,25 +57,27 @@ impl Tenant {
     }
 }
 
-/// An employee as the check sees it.
+/// An employee as the check sees it: its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Employee {
     /// The employee id.
     pub employee: EmployeeId,
-    /// Active from this instant (ms since the epoch), inclusive; `None` = always was.
-    pub active_from: Option<i64>,
-    /// Active until this instant (ms since the epoch), exclusive; `None` = open.
-    pub active_until: Option<i64>,
-    /// Holds a licence seat.
-    pub licensed: bool,
+    /// The active range recorded last.
+    pub active: ActiveRange,
+    /// Licence grants in recorded order.
+    pub grants: Grants,
 }
 
 impl Employee {
     /// Whether the employee is active at `at` (ms since the epoch):
     /// `active_from <= at < active_until`.
     pub fn active_at(&self, at: i64) -> bool {
-        self.active_from.is_none_or(|from| from <= at)
-            && self.active_until.is_none_or(|until| at < until)
+        self.active.contains(at)
+    }
+
+    /// Whether the employee holds a licence at `at` (ms since the epoch).
+    pub fn licensed_at(&self, at: i64) -> bool {
+        self.grants.licensed_at(at)
     }
 }
 
@@ -164,18 +141,10 @@ impl Snapshot {
             .await?
             .get(0);
         let mut snapshot = Self::empty(version);
-        // Infinite dates and timestamps are mapped to open bounds (or to bounds nothing can
-        // reach) in SQL: chrono cannot represent them.
+        let mut licences = recorded::licences(tx, None).await?;
         let tenants = tx
             .query(
-                "SELECT tenant_id, group_id, time_zone, day_change_time, licence_seats,
-                        CASE WHEN licence_valid_from = '-infinity' THEN NULL
-                             WHEN licence_valid_from = 'infinity' THEN DATE '9999-12-31'
-                             ELSE licence_valid_from END,
-                        CASE WHEN licence_valid_until = 'infinity' THEN NULL
-                             WHEN licence_valid_until = '-infinity' THEN DATE '0001-01-01'
-                             ELSE licence_valid_until END
-                 FROM tenants",
+                "SELECT tenant_id, group_id, time_zone, day_change_time FROM tenants",
                 &[],
             )
             .await?;
@@ -194,50 +163,32 @@ impl Snapshot {
                 );
                 continue;
             };
-            let seats: i32 = row.get(4);
-            snapshot.tenants.insert(
-                tenant,
-                Tenant::new(
-                    group,
-                    time_zone,
-                    row.get(3),
-                    Licence {
-                        seats: u32::try_from(seats).unwrap_or(0),
-                        valid_from: row.get(5),
-                        valid_until: row.get(6),
-                    },
-                ),
-            );
+            let rows = licences.remove(&tenant).unwrap_or_default();
+            let entry = Tenant::new(group, time_zone, row.get(3), rows);
+            snapshot.tenants.insert(tenant, entry);
         }
+        let ranges = recorded::ranges(tx, None).await?;
+        let mut grants = recorded::grants(tx, None).await?;
         let employees = tx
-            .query(
-                "SELECT tenant_id, employee_id, card_id,
-                        CASE WHEN active_from = '-infinity' THEN NULL
-                             WHEN active_from = 'infinity' THEN 9223372036854775807
-                             ELSE floor(extract(epoch FROM active_from) * 1000)::bigint END,
-                        CASE WHEN active_until IS NULL OR active_until = 'infinity' THEN NULL
-                             WHEN active_until = '-infinity' THEN -9223372036854775808
-                             ELSE floor(extract(epoch FROM active_until) * 1000)::bigint END,
-                        licensed
-                 FROM employees",
-                &[],
-            )
+            .query("SELECT tenant_id, employee_id, card_id FROM employees", &[])
             .await?;
         for row in employees {
-            let tenant: String = row.get(0);
-            let employee: String = row.get(1);
-            let Ok(employee) = employee.parse::<EmployeeId>() else {
-                tracing::error!(tenant, employee, "skipping employee with an invalid id");
+            let key: (String, String) = (row.get(0), row.get(1));
+            let Ok(employee) = key.1.parse::<EmployeeId>() else {
+                tracing::error!(
+                    tenant = key.0,
+                    employee = key.1,
+                    "skipping employee with an invalid id"
+                );
                 continue;
             };
             let card: String = row.get(2);
             let entry = Employee {
                 employee,
-                active_from: row.get(3),
-                active_until: row.get(4),
-                licensed: row.get(5),
+                active: ranges.get(&key).copied().unwrap_or_default(),
+                grants: grants.remove(&key).unwrap_or_default(),
             };
-            snapshot.insert_employee(&tenant, &card, entry);
+            snapshot.insert_employee(&key.0, &card, entry);
         }
         Ok(snapshot)
     }
@@ -276,54 +227,30 @@ impl MasterData for Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
-    }
+    use dakoku_store::master::history::Grant;
 
     #[test]
-    fn a_licence_without_seats_is_valid_on_no_date() {
-        let none = Licence {
-            seats: 0,
-            valid_from: None,
-            valid_until: None,
-        };
-        assert!(!none.valid_on(date(2020, 12, 4)));
-        let open = Licence { seats: 1, ..none };
-        assert!(open.valid_on(date(2020, 12, 4)));
-        assert!(!open.is_bounded());
-    }
-
-    #[test]
-    fn licence_bounds_are_inclusive_work_dates() {
-        let licence = Licence {
-            seats: 5,
-            valid_from: Some(date(2020, 12, 1)),
-            valid_until: Some(date(2020, 12, 31)),
-        };
-        assert!(!licence.valid_on(date(2020, 11, 30)));
-        assert!(licence.valid_on(date(2020, 12, 1)));
-        assert!(licence.valid_on(date(2020, 12, 31)));
-        assert!(!licence.valid_on(date(2021, 1, 1)));
-    }
-
-    #[test]
-    fn activity_is_half_open() {
+    fn activity_is_half_open_and_licence_follows_the_grants() {
         let employee = Employee {
             employee: "E-1".parse().expect("employee"),
-            active_from: Some(1_000),
-            active_until: Some(2_000),
-            licensed: true,
+            active: ActiveRange {
+                from: Some(1_000),
+                until: Some(2_000),
+            },
+            grants: Grants(vec![Grant {
+                granted: true,
+                range: ActiveRange {
+                    from: Some(1_500),
+                    until: None,
+                },
+            }]),
         };
         assert!(!employee.active_at(999));
         assert!(employee.active_at(1_000));
         assert!(employee.active_at(1_999));
         assert!(!employee.active_at(2_000));
-        let open = Employee {
-            active_from: None,
-            active_until: None,
-            ..employee
-        };
-        assert!(open.active_at(i64::MIN) && open.active_at(i64::MAX));
+        assert!(!employee.licensed_at(1_499) && employee.licensed_at(1_500));
+        let open = ActiveRange::default();
+        assert!(open.contains(i64::MIN) && open.contains(i64::MAX));
     }
 }

@@ -4,9 +4,11 @@
 use std::io::Write;
 use std::str::FromStr;
 
+use chrono::SecondsFormat;
 use clap::Subcommand;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
 use dakoku_store::master::employees::{self, Employee, EmployeeChange, Moment, NewEmployee};
+use dakoku_store::master::grants::grant_history;
 use dakoku_store::master::licences::LicenceError;
 use dakoku_store::master::outcome::{Added, Changed};
 
@@ -42,7 +44,8 @@ pub enum EmployeeCommand {
         /// zone, i.e. give the day after the last working day. Default: open.
         #[arg(long)]
         active_until: Option<Moment>,
-        /// Give the employee a licence seat (refused when the tenant has none free).
+        /// Give the employee a licence seat from its active-from on (a grant, as `licence set
+        /// --employee E --from <active-from>` records; refused when the tenant has none free).
         #[arg(long)]
         licensed: bool,
     },
@@ -60,15 +63,19 @@ pub enum EmployeeCommand {
         /// New active-until (RFC 3339 or YYYY-MM-DD, exclusive), or `open`.
         #[arg(long)]
         active_until: Option<ActiveUntil>,
-        /// Take (`true`) or free (`false`) a licence seat.
+        /// Take (`true`) or free (`false`) a licence seat from now on; earlier instants keep
+        /// their licence (for a dated change use `licence set --employee E --from D`).
         #[arg(long)]
         licensed: Option<bool>,
     },
-    /// List a tenant's employees as a table.
+    /// List a tenant's employees as a table (LICENSED: licensed now).
     List {
         /// The tenant.
         #[arg(long)]
         tenant: TenantId,
+        /// Also list every recorded active range and licence grant, oldest first.
+        #[arg(long)]
+        history: bool,
     },
 }
 
@@ -159,9 +166,14 @@ pub async fn run(
                 }
             }
         }
-        EmployeeCommand::List { tenant } => {
+        EmployeeCommand::List { tenant, history } => {
             let employees = employees::list_employees(&client, &tenant).await?;
             write_list(out, &tenant, &employees)?;
+            if history {
+                for employee in &employees {
+                    write_history(out, &client, employee).await?;
+                }
+            }
         }
     }
     Ok(())
@@ -199,6 +211,24 @@ fn write_added(
 }
 
 /// A tenant's employees as a table.
+/// An employee's recorded ranges and grants, oldest first (where rows overlap, the later
+/// one holds).
+async fn write_history(
+    out: &mut (dyn Write + Send),
+    client: &tokio_postgres::Client,
+    employee: &Employee,
+) -> anyhow::Result<()> {
+    let (tenant, id) = (&employee.tenant, &employee.employee);
+    let stamp = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    for row in employees::range_history(client, tenant, id).await? {
+        writeln!(out, "{id}: recorded {}: {row}", stamp(row.recorded_at))?;
+    }
+    for row in grant_history(client, tenant, id).await? {
+        writeln!(out, "{id}: recorded {}: {row}", stamp(row.recorded_at))?;
+    }
+    Ok(())
+}
+
 fn write_list(
     out: &mut (dyn Write + Send),
     tenant: &TenantId,

@@ -1,5 +1,6 @@
-//! `punchctl recheck`: rejected punches judged again after master data is fixed
-//! (`dakoku_licence_check::recheck`), with a progress bar and a summary.
+//! `punchctl recheck`: rejected punches (and with `--include-accepted` accepted ones too)
+//! judged again with the master-data history as it is now (`dakoku_licence_check::recheck`),
+//! the only path that changes a punch's verdict; with a progress bar and a summary.
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use clap::Args;
 use dakoku_kafka::ClientFactory;
 use dakoku_licence_check::Snapshot;
 use dakoku_licence_check::recheck::{self, RecheckRequest, RecheckSummary};
+use dakoku_licence_check::verdicts::VerdictStore;
 use dakoku_schemas::{GroupId, TenantId, Topic};
 use dakoku_store::master::licences::LicenceError;
 
@@ -19,9 +21,14 @@ use crate::progress::{Bar, Summary, per_second};
 pub struct RecheckArgs {
     #[command(flatten)]
     pub scope: RecheckScope,
-    /// Report what would be accepted; publish nothing.
+    /// Report what would change; publish nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Judge accepted punches again too, and publish a rejection for each that the history
+    /// now rejects (e.g. a licence removed retroactively). Without it only rejected punches
+    /// are judged again.
+    #[arg(long)]
+    pub include_accepted: bool,
     /// Longest wait for any one Kafka operation, in seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
@@ -65,13 +72,17 @@ pub async fn run(
         group: group.clone(),
         tenant: args.scope.tenant.clone(),
         dry_run: args.dry_run,
+        include_accepted: args.include_accepted,
         timeout: Duration::from_secs(args.timeout_secs.max(1)),
     };
     let bar = Bar::new();
     let progress = bar.clone();
     let kafka = kafka.clone();
+    let url = database_url.to_owned();
     let summary = tokio::task::spawn_blocking(move || {
-        recheck::recheck_with(&kafka, &request, &snapshot, &progress)
+        let verdicts = VerdictStore::connect(&url)?;
+        recheck::recheck_with(&kafka, &request, &snapshot, Some(&verdicts), &progress)
+            .map_err(anyhow::Error::from)
     })
     .await
     .context("the recheck task")??;
@@ -117,6 +128,12 @@ fn summarise(report: &mut Summary, summary: &RecheckSummary, dry_run: bool, grou
             still.join(", ")
         },
     );
+    if summary.now_rejected > 0 || !summary.rejected_punches.is_empty() {
+        report.line("now rejected", summary.now_rejected);
+        for punch in summary.rejected_punches.iter().take(20) {
+            report.line("rejected now", punch);
+        }
+    }
     if dry_run {
         report.line(
             "now accepted",

@@ -1,15 +1,20 @@
-//! Employees of a tenant: the card they punch with, their active range and whether they hold
-//! a licence seat (CONTRACT §3). Writes lock the tenant row so seats are never oversold.
+//! Employees of a tenant: the card they punch with, their active range (a history row per
+//! change, the one recorded last holds) and whether they hold a licence seat now (from the
+//! grants of `grants`; CONTRACT §3). Writes lock the tenant row so seats are never oversold.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, SecondsFormat, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::GenericClient;
 
-use super::licences::{LicenceError, MAX_EMPLOYEE_NAME_CHARS, lock_tenant, require_seat};
+use super::history::{ActiveRange, Grant};
+use super::licences::{
+    LicenceError, MAX_EMPLOYEE_NAME_CHARS, lock_tenant, now_millis, record_grant, require_seat,
+};
 use super::outcome::{Added, Changed, Difference};
+use super::recorded;
 
 /// A point in time as an operator writes it: an instant, or a date meaning 00:00 that day in
 /// the tenant's time zone.
@@ -104,27 +109,6 @@ fn moment_text(at: Option<DateTime<Utc>>, open: &str) -> String {
 }
 
 impl Employee {
-    // Infinite timestamps are open bounds; chrono cannot hold them.
-    const COLUMNS: &'static str = "tenant_id, employee_id, card_id, name,
-        CASE WHEN isfinite(active_from) THEN active_from END,
-        CASE WHEN isfinite(active_until) THEN active_until END,
-        licensed";
-
-    fn from_row(row: &Row) -> Self {
-        Self {
-            tenant: TenantId::try_from(row.get::<_, String>(0))
-                .expect("employees.tenant_id references a valid tenant id"),
-            employee: EmployeeId::try_from(row.get::<_, String>(1))
-                .expect("employees.employee_id CHECK matches EmployeeId"),
-            card: CardId::try_from(row.get::<_, String>(2))
-                .expect("employees.card_id CHECK matches CardId"),
-            name: row.get(3),
-            active_from: row.get(4),
-            active_until: row.get(5),
-            licensed: row.get(6),
-        }
-    }
-
     fn differences(&self, given: &Employee) -> Vec<Difference> {
         Difference::between([
             ("card", self.card.to_string(), given.card.to_string()),
@@ -158,19 +142,78 @@ impl Employee {
     }
 }
 
+fn instant(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+fn millis(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(|at| at.timestamp_millis())
+}
+
+/// The employees of `tenant` (one, or all), with their range as recorded last and whether
+/// they are licensed now.
+pub(crate) async fn load_employees(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+    employee: Option<&EmployeeId>,
+) -> Result<Vec<Employee>, LicenceError> {
+    let rows = tx
+        .query(
+            "SELECT employee_id, card_id, name FROM employees
+             WHERE tenant_id = $1 AND ($2::text IS NULL OR employee_id = $2)
+             ORDER BY employee_id",
+            &[&tenant.as_str(), &employee.map(EmployeeId::as_str)],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ranges = recorded::ranges(tx, Some(tenant.as_str())).await?;
+    let grants = recorded::grants(tx, Some(tenant.as_str())).await?;
+    let now = now_millis();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let id: String = row.get(0);
+            let key = (tenant.as_str().to_owned(), id.clone());
+            let range = ranges.get(&key).copied().unwrap_or_default();
+            Employee {
+                tenant: tenant.clone(),
+                employee: EmployeeId::try_from(id)
+                    .expect("employees.employee_id CHECK matches EmployeeId"),
+                card: CardId::try_from(row.get::<_, String>(1))
+                    .expect("employees.card_id CHECK matches CardId"),
+                name: row.get(2),
+                active_from: instant(range.from),
+                active_until: instant(range.until),
+                licensed: grants.get(&key).is_some_and(|g| g.licensed_at(now)),
+            }
+        })
+        .collect())
+}
+
 async fn employee_row(
     tx: &impl GenericClient,
     tenant: &TenantId,
     employee: &EmployeeId,
 ) -> Result<Option<Employee>, LicenceError> {
-    let sql = format!(
-        "SELECT {} FROM employees WHERE tenant_id = $1 AND employee_id = $2",
-        Employee::COLUMNS
-    );
-    Ok(tx
-        .query_opt(&sql, &[&tenant.as_str(), &employee.as_str()])
-        .await?
-        .map(|row| Employee::from_row(&row)))
+    Ok(load_employees(tx, tenant, Some(employee)).await?.pop())
+}
+
+/// Appends the employee's active range.
+async fn record_range(tx: &impl GenericClient, employee: &Employee) -> Result<(), LicenceError> {
+    tx.execute(
+        "INSERT INTO employee_ranges (tenant_id, employee_id, active_from, active_until)
+         VALUES ($1, $2, COALESCE($3, '-infinity'::timestamptz), $4)",
+        &[
+            &employee.tenant.as_str(),
+            &employee.employee.as_str(),
+            &employee.active_from,
+            &employee.active_until,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 fn check_range(
@@ -238,31 +281,36 @@ pub async fn add_employee(
                 .expect("employees.employee_id CHECK matches EmployeeId"),
         });
     }
+    // A licence given with `add` has no date of its own: it holds over the active range.
+    let grant = Grant {
+        granted: true,
+        range: ActiveRange {
+            from: millis(given.active_from),
+            until: None,
+        },
+    };
     if given.licensed {
-        require_seat(&tx, &new.tenant, &new.employee, &terms).await?;
+        require_seat(&tx, &new.tenant, &new.employee, &terms, grant).await?;
     }
-    let sql = format!(
-        "INSERT INTO employees (tenant_id, employee_id, card_id, name, active_from, active_until, licensed)
-         VALUES ($1, $2, $3, $4, COALESCE($5, '-infinity'::timestamptz), $6, $7)
-         RETURNING {}",
-        Employee::COLUMNS
-    );
-    let row = tx
-        .query_one(
-            &sql,
-            &[
-                &given.tenant.as_str(),
-                &given.employee.as_str(),
-                &given.card.as_str(),
-                &given.name,
-                &given.active_from,
-                &given.active_until,
-                &given.licensed,
-            ],
-        )
-        .await?;
+    tx.execute(
+        "INSERT INTO employees (tenant_id, employee_id, card_id, name) VALUES ($1, $2, $3, $4)",
+        &[
+            &given.tenant.as_str(),
+            &given.employee.as_str(),
+            &given.card.as_str(),
+            &given.name,
+        ],
+    )
+    .await?;
+    record_range(&tx, &given).await?;
+    if given.licensed {
+        record_grant(&tx, &given.tenant, &given.employee, grant).await?;
+    }
+    let stored = employee_row(&tx, &new.tenant, &new.employee)
+        .await?
+        .expect("inserted in this transaction");
     tx.commit().await?;
-    Ok((Added::Created, Employee::from_row(&row)))
+    Ok((Added::Created, stored))
 }
 
 /// A change to an employee; `None` fields stay as they are.
@@ -306,32 +354,32 @@ pub async fn set_employee(
     if after == before {
         return Ok(Changed::Unchanged(before));
     }
+    let now = now_millis();
+    // `--licensed` has no date: it changes the licence from now on; dated grants are
+    // `licence set --employee`.
+    let grant = Grant {
+        granted: after.licensed,
+        range: ActiveRange {
+            from: Some(now),
+            until: None,
+        },
+    };
     if after.licensed && !before.licensed {
-        require_seat(&tx, tenant, employee, &terms).await?;
+        require_seat(&tx, tenant, employee, &terms, grant).await?;
     }
-    let sql = format!(
-        "UPDATE employees SET active_from = COALESCE($3, '-infinity'::timestamptz),
-             active_until = $4, licensed = $5, updated_at = now()
-         WHERE tenant_id = $1 AND employee_id = $2
-         RETURNING {}",
-        Employee::COLUMNS
-    );
-    let row = tx
-        .query_one(
-            &sql,
-            &[
-                &tenant.as_str(),
-                &employee.as_str(),
-                &after.active_from,
-                &after.active_until,
-                &after.licensed,
-            ],
-        )
-        .await?;
+    if (after.active_from, after.active_until) != (before.active_from, before.active_until) {
+        record_range(&tx, &after).await?;
+    }
+    if after.licensed != before.licensed {
+        record_grant(&tx, tenant, employee, grant).await?;
+    }
+    let stored = employee_row(&tx, tenant, employee)
+        .await?
+        .expect("read in this transaction");
     tx.commit().await?;
     Ok(Changed::Updated {
         before,
-        after: Employee::from_row(&row),
+        after: stored,
     })
 }
 
@@ -350,15 +398,52 @@ pub async fn list_employees(
     {
         return Err(LicenceError::TenantNotFound(tenant.clone()));
     }
-    let sql = format!(
-        "SELECT {} FROM employees WHERE tenant_id = $1 ORDER BY employee_id",
-        Employee::COLUMNS
-    );
-    Ok(client
-        .query(&sql, &[&tenant.as_str()])
-        .await?
+    load_employees(client, tenant, None).await
+}
+
+/// One recorded active range of an employee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRecord {
+    /// Active from (inclusive); `None` = always was.
+    pub active_from: Option<DateTime<Utc>>,
+    /// Active until (exclusive); `None` = open.
+    pub active_until: Option<DateTime<Utc>>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for RangeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "active {} to {}",
+            moment_text(self.active_from, "always"),
+            moment_text(self.active_until, "open")
+        )
+    }
+}
+
+/// The employee's recorded active ranges, oldest first (the last one holds).
+pub async fn range_history(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+    employee: &EmployeeId,
+) -> Result<Vec<RangeRecord>, LicenceError> {
+    let rows = client
+        .query(
+            "SELECT CASE WHEN isfinite(active_from) THEN active_from END,
+                    CASE WHEN isfinite(active_until) THEN active_until END, recorded_at
+             FROM employee_ranges WHERE tenant_id = $1 AND employee_id = $2 ORDER BY seq",
+            &[&tenant.as_str(), &employee.as_str()],
+        )
+        .await?;
+    Ok(rows
         .iter()
-        .map(Employee::from_row)
+        .map(|row| RangeRecord {
+            active_from: row.get(0),
+            active_until: row.get(1),
+            recorded_at: row.get(2),
+        })
         .collect())
 }
 

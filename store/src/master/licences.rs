@@ -1,14 +1,18 @@
-//! Each tenant's licence (seats and the work dates it is valid on) and the seat accounting
-//! that employees' licensing is checked against, under a lock on the tenant row.
+//! Each tenant's licence (seats and the work dates it is valid on) as recorded rows, and the
+//! seat accounting that grants are checked against, under a lock on the tenant row: seats in
+//! use at an instant are the grants in force then (CONTRACT §3).
 
+use std::collections::HashMap;
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
 use tokio_postgres::GenericClient;
 
+use super::history::{self, Grant, Grants, LicenceRow};
 use super::outcome::{Changed, Difference};
+use super::recorded;
 use super::tenants::DEFAULT_TIME_ZONE;
 
 /// Longest employee display name, in characters.
@@ -139,83 +143,152 @@ impl fmt::Display for LicenceTerms {
     }
 }
 
+/// One recorded licence row, as `licence show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceRecord {
+    /// What it says.
+    pub terms: LicenceTerms,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// A tenant's licence as stored, with its seats in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantLicence {
     /// The tenant.
     pub tenant: TenantId,
-    /// Its terms.
+    /// Its terms: the row recorded last (0 seats, open, when none was).
     pub terms: LicenceTerms,
-    /// Employees licensed now.
+    /// Employees licensed now (grants in force now).
     pub licensed: u32,
     /// The tenant's time zone (work dates are in it).
     pub time_zone: String,
+    /// Every row recorded, oldest first; where rows overlap, the later one holds.
+    pub history: Vec<LicenceRecord>,
+}
+
+const NO_LICENCE: LicenceTerms = LicenceTerms {
+    seats: 0,
+    valid_from: None,
+    valid_until: None,
+};
+
+impl From<LicenceRow> for LicenceTerms {
+    fn from(row: LicenceRow) -> Self {
+        Self {
+            seats: row.seats,
+            valid_from: row.valid_from,
+            valid_until: row.valid_until,
+        }
+    }
 }
 
 /// Locks the tenant row for the rest of the transaction (serialising seat accounting) and
-/// returns its time zone and licence terms.
+/// returns its time zone and current licence terms (the row recorded last).
 pub(crate) async fn lock_tenant(
     tx: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<(Tz, LicenceTerms), LicenceError> {
     let row = tx
         .query_opt(
-            "SELECT time_zone, licence_seats,
-                    CASE WHEN isfinite(licence_valid_from) THEN licence_valid_from END,
-                    CASE WHEN isfinite(licence_valid_until) THEN licence_valid_until END
-             FROM tenants WHERE tenant_id = $1 FOR UPDATE",
+            "SELECT time_zone FROM tenants WHERE tenant_id = $1 FOR UPDATE",
             &[&tenant.as_str()],
         )
         .await?
         .ok_or_else(|| LicenceError::TenantNotFound(tenant.clone()))?;
     let zone: String = row.get(0);
-    let seats: i32 = row.get(1);
-    Ok((
-        zone.parse().unwrap_or(DEFAULT_TIME_ZONE),
-        LicenceTerms {
-            seats: u32::try_from(seats).unwrap_or(0),
-            valid_from: row.get(2),
-            valid_until: row.get(3),
-        },
-    ))
+    let terms = recorded::licences(tx, Some(tenant.as_str()))
+        .await?
+        .remove(tenant.as_str())
+        .and_then(|rows| rows.latest().copied())
+        .map_or(NO_LICENCE, LicenceTerms::from);
+    Ok((zone.parse().unwrap_or(DEFAULT_TIME_ZONE), terms))
 }
 
+/// The tenant's grants by employee.
+pub(crate) async fn tenant_grants(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+) -> Result<HashMap<String, Grants>, LicenceError> {
+    Ok(recorded::grants(tx, Some(tenant.as_str()))
+        .await?
+        .into_iter()
+        .map(|((_, employee), grants)| (employee, grants))
+        .collect())
+}
+
+/// Employees licensed now.
 pub(crate) async fn licensed_count(
     tx: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<u32, LicenceError> {
-    let n: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM employees WHERE tenant_id = $1 AND licensed",
-            &[&tenant.as_str()],
-        )
-        .await?
-        .get(0);
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    let grants = tenant_grants(tx, tenant).await?;
+    Ok(history::licensed_at(grants.values(), now_millis()))
 }
 
+pub(crate) fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Refuses `grant` for `employee` if, with it, more employees would be licensed at some
+/// instant from now on than the tenant has seats. Grants that ended before now use no seat.
 pub(crate) async fn require_seat(
     tx: &impl GenericClient,
     tenant: &TenantId,
     employee: &EmployeeId,
     terms: &LicenceTerms,
+    grant: Grant,
 ) -> Result<(), LicenceError> {
-    let licensed = licensed_count(tx, tenant).await?;
-    if licensed >= terms.seats {
+    let mut grants = tenant_grants(tx, tenant).await?;
+    let now = now_millis();
+    let before = history::peak_licensed(grants.values(), now);
+    grants
+        .entry(employee.as_str().to_owned())
+        .or_default()
+        .0
+        .push(grant);
+    if history::peak_licensed(grants.values(), now) > terms.seats {
         return Err(LicenceError::NoFreeSeat {
             tenant: tenant.clone(),
             employee: employee.clone(),
             seats: terms.seats,
-            licensed,
+            licensed: before,
         });
     }
     Ok(())
 }
 
-/// Sets a tenant's licence: seats and validity (inclusive work dates, `None` = open).
+/// Appends one grant row.
+pub(crate) async fn record_grant(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+    employee: &EmployeeId,
+    grant: Grant,
+) -> Result<(), LicenceError> {
+    let at = |ms: Option<i64>| ms.and_then(DateTime::<Utc>::from_timestamp_millis);
+    tx.execute(
+        "INSERT INTO licence_grants (tenant_id, employee_id, granted, valid_from, valid_until)
+         VALUES ($1, $2, $3, COALESCE($4, '-infinity'::timestamptz), $5)",
+        &[
+            &tenant.as_str(),
+            &employee.as_str(),
+            &grant.granted,
+            &at(grant.range.from),
+            &at(grant.range.until),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a tenant's licence: seats on the work dates `valid_from..=valid_until` (`None` =
+/// open). A new row, never an update: where it overlaps earlier rows it holds, elsewhere they
+/// still do (so a renewal leaves the dates of the old licence valid; `seats 0` from a date
+/// ends a licence).
 ///
-/// Refuses to go below the employees licensed now ([`LicenceError::SeatsBelowLicensed`]).
-/// Writes nothing when the terms are already these.
+/// Refuses seats below the most employees licensed at once from now on
+/// ([`LicenceError::SeatsBelowLicensed`]). Writes nothing when the row recorded last is
+/// already these terms.
 pub async fn set_licence(
     client: &mut impl GenericClient,
     tenant: &TenantId,
@@ -225,35 +298,31 @@ pub async fn set_licence(
         && from > until
     {
         return Err(LicenceError::InvalidRange {
-            what: "licence validity",
+            what: "licence validity (--valid-from after --valid-until)",
             from: from.to_string(),
             until: until.to_string(),
         });
     }
     let tx = client.transaction().await?;
-    let (tz, before_terms) = lock_tenant(&tx, tenant).await?;
-    let licensed = licensed_count(&tx, tenant).await?;
-    let licence = |terms| TenantLicence {
-        tenant: tenant.clone(),
-        terms,
-        licensed,
-        time_zone: tz.name().to_owned(),
-    };
+    let (_, before_terms) = lock_tenant(&tx, tenant).await?;
     if before_terms == terms {
-        return Ok(Changed::Unchanged(licence(terms)));
+        let now = read_licence(&tx, tenant).await?;
+        return Ok(Changed::Unchanged(now));
     }
-    if licensed > terms.seats {
+    let grants = tenant_grants(&tx, tenant).await?;
+    let peak = history::peak_licensed(grants.values(), now_millis());
+    if peak > terms.seats {
         return Err(LicenceError::SeatsBelowLicensed {
             tenant: tenant.clone(),
             seats: terms.seats,
-            licensed,
+            licensed: peak,
         });
     }
+    let before = read_licence(&tx, tenant).await?;
     let seats = i32::try_from(terms.seats).unwrap_or(i32::MAX);
     tx.execute(
-        "UPDATE tenants SET licence_seats = $2, licence_valid_from = $3,
-             licence_valid_until = $4, updated_at = now()
-         WHERE tenant_id = $1",
+        "INSERT INTO tenant_licences (tenant_id, seats, valid_from, valid_until)
+         VALUES ($1, $2, $3, $4)",
         &[
             &tenant.as_str(),
             &seats,
@@ -262,29 +331,53 @@ pub async fn set_licence(
         ],
     )
     .await?;
+    let after = read_licence(&tx, tenant).await?;
     tx.commit().await?;
-    Ok(Changed::Updated {
-        before: licence(before_terms),
-        after: licence(terms),
-    })
+    Ok(Changed::Updated { before, after })
 }
 
-/// A tenant's licence with its seats in use.
-pub async fn show_licence(
-    client: &mut impl GenericClient,
+async fn read_licence(
+    tx: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<TenantLicence, LicenceError> {
-    // A read-only transaction, so terms and count agree.
-    let tx = client.transaction().await?;
-    let (tz, terms) = lock_tenant(&tx, tenant).await?;
-    let licensed = licensed_count(&tx, tenant).await?;
-    tx.commit().await?;
+    let (tz, terms) = lock_tenant(tx, tenant).await?;
+    let licensed = licensed_count(tx, tenant).await?;
+    let history = tx
+        .query(
+            "SELECT seats, valid_from, valid_until, recorded_at FROM tenant_licences
+             WHERE tenant_id = $1 ORDER BY seq",
+            &[&tenant.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|row| LicenceRecord {
+            terms: LicenceTerms {
+                seats: u32::try_from(row.get::<_, i32>(0)).unwrap_or(0),
+                valid_from: row.get(1),
+                valid_until: row.get(2),
+            },
+            recorded_at: row.get(3),
+        })
+        .collect();
     Ok(TenantLicence {
         tenant: tenant.clone(),
         terms,
         licensed,
         time_zone: tz.name().to_owned(),
+        history,
     })
+}
+
+/// A tenant's licence with its seats in use and its recorded rows.
+pub async fn show_licence(
+    client: &mut impl GenericClient,
+    tenant: &TenantId,
+) -> Result<TenantLicence, LicenceError> {
+    // One transaction, so terms and count agree.
+    let tx = client.transaction().await?;
+    let licence = read_licence(&tx, tenant).await?;
+    tx.commit().await?;
+    Ok(licence)
 }
 
 /// Parses a licence's work date, `YYYY-MM-DD`.

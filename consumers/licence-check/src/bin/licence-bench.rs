@@ -178,6 +178,12 @@ async fn measure(
     mode: Mode,
     suffix: &str,
 ) -> anyhow::Result<Measured> {
+    // Every check run judges each punch for the first time (and stores its verdict): the runs
+    // share punch ids, so the previous run's stored verdicts are cleared.
+    dakoku_store::connect(db.url())
+        .await?
+        .batch_execute("TRUNCATE punch_verdicts")
+        .await?;
     let mut config = Config::new(&cli.kafka.brokers, db.url(), std::slice::from_ref(group));
     config.kafka = cli.kafka.clone();
     config.mode = mode;
@@ -367,19 +373,47 @@ async fn seed(db: &ScratchDatabase, cli: &Cli) -> anyhow::Result<()> {
         .await?;
     client
         .execute(
-            "INSERT INTO tenants (tenant_id, name, group_id, licence_seats, licence_valid_from, licence_valid_until)
-             SELECT 'bt-' || t, 'bench', 'bench', $2, DATE '2020-01-01', DATE '2030-12-31'
+            "INSERT INTO tenants (tenant_id, name, group_id)
+             SELECT 'bt-' || t, 'bench', 'bench' FROM generate_series(0, $1 - 1) t",
+            &[&tenants],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO tenant_licences (tenant_id, seats, valid_from, valid_until)
+             SELECT 'bt-' || t, $2, DATE '2020-01-01', DATE '2030-12-31'
              FROM generate_series(0, $1 - 1) t",
             &[&tenants, &employees],
         )
         .await?;
     client
         .execute(
-            "INSERT INTO employees (tenant_id, employee_id, card_id, active_until, licensed)
-             SELECT 'bt-' || t, 'E-' || e, 'C' || lpad(e::text, 8, '0'),
-                    CASE WHEN e % 50 = 3 THEN TIMESTAMPTZ '2021-01-01' END,
-                    e % 50 <> 5
+            "INSERT INTO employees (tenant_id, employee_id, card_id)
+             SELECT 'bt-' || t, 'E-' || e, 'C' || lpad(e::text, 8, '0')
              FROM generate_series(0, $1 - 1) t, generate_series(0, $2 - 1) e",
+            &[&tenants, &employees],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO employee_ranges (tenant_id, employee_id, active_until)
+             SELECT 'bt-' || t, 'E-' || e, CASE WHEN e % 50 = 3 THEN TIMESTAMPTZ '2021-01-01' END
+             FROM generate_series(0, $1 - 1) t, generate_series(0, $2 - 1) e",
+            &[&tenants, &employees],
+        )
+        .await?;
+    // Most employees hold one grant; every tenth has a revocation recorded later, from a
+    // date after the punches, so the check scans two rows.
+    client
+        .execute(
+            "INSERT INTO licence_grants (tenant_id, employee_id, granted, valid_from)
+             SELECT 'bt-' || t, 'E-' || e, true, '-infinity'
+             FROM generate_series(0, $1 - 1) t, generate_series(0, $2 - 1) e
+             WHERE e % 50 <> 5
+             UNION ALL
+             SELECT 'bt-' || t, 'E-' || e, false, TIMESTAMPTZ '2031-01-01'
+             FROM generate_series(0, $1 - 1) t, generate_series(0, $2 - 1) e
+             WHERE e % 10 = 1",
             &[&tenants, &employees],
         )
         .await?;

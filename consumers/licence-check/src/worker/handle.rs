@@ -1,5 +1,7 @@
-//! One raw record into the open transaction: its verdict on `punches.checked.<group>`, or, if
-//! it cannot be decoded, its quarantine record with its origin; the circuit breaker counts both.
+//! One raw record into the open transaction: decoded and queued for its verdict on
+//! `punches.checked.<group>` (judged as one batch at commit, against the stored first verdicts,
+//! [`Handler::flush`]), or, if it cannot be decoded, its quarantine record with its origin; the
+//! circuit breaker counts both.
 
 use std::thread;
 use std::time::Duration;
@@ -18,7 +20,13 @@ use super::txn::OpenTxn;
 use crate::breaker::{Breaker, Tripped};
 use crate::check::check;
 use crate::config::Mode;
+use crate::first::Judged;
 use crate::metrics;
+use crate::verdicts::VerdictStore;
+
+/// Punches judged (and their verdicts produced) together: one `punch_verdicts` lookup and one
+/// insert per chunk, so a long transaction's verdicts stream out instead of piling up.
+const FLUSH_RECORDS: usize = 5_000;
 
 /// The `source` of quarantine records written here.
 pub const QUARANTINE_SOURCE: &str = "licence-check";
@@ -30,15 +38,23 @@ pub(super) struct Handler<'a> {
     raw_topic: &'a str,
     checked_topic: String,
     quarantine_topic: String,
+    /// The stored first verdicts (check mode).
+    verdicts: Option<&'a VerdictStore>,
     /// Encoding buffer, reused record after record.
     buf: Vec<u8>,
 }
 
 impl<'a> Handler<'a> {
-    pub(super) fn new(env: &'a WorkerEnv, producer: &'a TxProducer, raw_topic: &'a str) -> Self {
+    pub(super) fn new(
+        env: &'a WorkerEnv,
+        producer: &'a TxProducer,
+        raw_topic: &'a str,
+        verdicts: Option<&'a VerdictStore>,
+    ) -> Self {
         Self {
             env,
             producer,
+            verdicts,
             raw_topic,
             checked_topic: Topic::Checked(env.shared.group.clone()).name(),
             quarantine_topic: Topic::Quarantine.name(),
@@ -93,39 +109,64 @@ impl<'a> Handler<'a> {
             Ok(raw) => raw,
             Err((code, error)) => return self.quarantine(message, open, breaker, code, error),
         };
+        // Judged in chunks against the stored first verdicts (one lookup and one insert per
+        // chunk), the last one just before the commit.
+        open.pending.push(raw);
+        breaker.record(true).map_err(|t| self.tripped(t))?;
+        if open.pending.len() >= FLUSH_RECORDS {
+            self.flush(open)?;
+        }
+        Ok(())
+    }
+
+    /// Judges the open transaction's pending punches (or reuses their stored first verdicts),
+    /// stores the new verdicts and produces one `CheckedPunch` per punch; called per chunk and
+    /// just before commit, so every verdict is stored before its transaction commits.
+    pub(super) fn flush(&mut self, open: &mut OpenTxn) -> Result<(), SessionEnd> {
+        if open.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(store) = self.verdicts else {
+            return Ok(());
+        };
         let snapshot = open
             .snapshot
-            .as_deref()
+            .clone()
             .expect("check mode waits for a snapshot before consuming");
-        if self.env.config.check_delay_us > 0 {
-            // The storm's slow licence check (a test knob): it slows this loop, and so grows
-            // the lag, never the acceptor.
-            thread::sleep(Duration::from_micros(self.env.config.check_delay_us));
-        }
-        let decision = check(&raw, snapshot);
-        let key = checked_key(&raw.tenant_id, decision.employee, &raw.card_id);
-        let reason = decision.reason;
-        let checked = decision.apply(raw, snapshot.version, Utc::now().timestamp_millis());
-        self.buf.clear();
-        match encode_into(&checked, &mut self.buf) {
-            Ok(()) => {
-                send(
-                    self.producer,
-                    BaseRecord::to(&self.checked_topic)
-                        .key(&key)
-                        .payload(&self.buf),
-                )?;
-                open.tally.verdict(reason);
-                breaker.record(true).map_err(|t| self.tripped(t))
+        let delay = self.env.config.check_delay_us;
+        let now = Utc::now().timestamp_millis();
+        let judge = |raw: &RawPunch| {
+            if delay > 0 {
+                // The storm's slow licence check (a test knob): it slows this loop, and so
+                // grows the lag, never the acceptor.
+                thread::sleep(Duration::from_micros(delay));
             }
-            Err(error) => self.quarantine(
-                message,
-                open,
-                breaker,
-                "unencodable_verdict",
-                error.to_string(),
-            ),
+            Judged::of(&check(raw, &snapshot).apply(raw.clone(), snapshot.version, now))
+        };
+        let batch = std::mem::take(&mut open.pending);
+        let settled = store
+            .settle(batch, judge)
+            .map_err(|e| SessionEnd::Retry(format!("storing first verdicts: {e}")))?;
+        metrics::verdicts_reused(self.group(), settled.reused as u64);
+        for checked in settled.out {
+            let key = checked_key(
+                &checked.tenant_id,
+                checked.employee_id.as_ref(),
+                &checked.card_id,
+            );
+            let reason = checked.reason;
+            self.buf.clear();
+            encode_into(&checked, &mut self.buf)
+                .map_err(|e| SessionEnd::Fatal(GroupError::Encode(format!("a verdict: {e}"))))?;
+            send(
+                self.producer,
+                BaseRecord::to(&self.checked_topic)
+                    .key(&key)
+                    .payload(&self.buf),
+            )?;
+            open.tally.verdict(reason);
         }
+        Ok(())
     }
 
     /// Preserves an undecodable record in `punches.quarantine`, with its origin, in the open

@@ -22,6 +22,7 @@ use super::txn::{OpenTxn, Txns};
 use crate::breaker::{Breaker, BreakerLimits};
 use crate::config::Mode;
 use crate::metrics;
+use crate::verdicts::VerdictStore;
 
 /// Runs the group's loop until shutdown or a fatal error. Blocking: call on its own thread.
 pub fn run_group(env: &WorkerEnv) -> Result<(), GroupError> {
@@ -127,13 +128,22 @@ fn session(env: &WorkerEnv, breaker: &mut Breaker) -> SessionEnd {
     if let Err(error) = consumer.subscribe(&[&raw_topic]) {
         return SessionEnd::Retry(format!("subscribing to {raw_topic}: {error}"));
     }
+    let verdicts = match config.mode {
+        Mode::Check => match VerdictStore::connect(&config.database_url) {
+            Ok(store) => Some(store),
+            Err(error) => {
+                return SessionEnd::Retry(format!("connecting the verdict store: {error}"));
+            }
+        },
+        Mode::Passthrough => None,
+    };
     env.shared.set_state(GroupState::Running);
     tracing::info!(%group, topic = raw_topic, transactional_id, mode = ?config.mode, "consuming");
     Loop {
         env,
         consumer: &consumer,
         txns: Txns::new(env, &producer, &consumer, &raw_topic, breaker),
-        handler: Handler::new(env, &producer, &raw_topic),
+        handler: Handler::new(env, &producer, &raw_topic, verdicts.as_ref()),
         last_consumer_warning: None,
     }
     .run()
@@ -161,8 +171,7 @@ impl Loop<'_> {
                     let elapsed = open.started.elapsed();
                     if open.records >= self.env.config.batch_max_records || elapsed >= batch_max {
                         let open = txn.take().expect("checked above");
-                        if let Err(end) = self.txns.commit(open, self.env.config.kafka_op_timeout())
-                        {
+                        if let Err(end) = self.commit(open, self.env.config.kafka_op_timeout()) {
                             return end;
                         }
                         continue;
@@ -173,7 +182,18 @@ impl Loop<'_> {
             };
             let consumer = self.consumer;
             let message = match consumer.poll(timeout) {
-                None => continue,
+                None => {
+                    // Nothing more to read for now: judge and produce what is pending rather
+                    // than hold it until the commit.
+                    if let Some(open) = txn.as_mut()
+                        && let Err(end) = self.handler.flush(open)
+                    {
+                        txn.take();
+                        self.txns.abort();
+                        return end;
+                    }
+                    continue;
+                }
                 Some(Err(error)) => {
                     if let Some(end) = self.consumer_error(error) {
                         if txn.take().is_some() {
@@ -216,7 +236,7 @@ impl Loop<'_> {
         }
         if let Some(open) = txn.take() {
             let budget = Duration::from_millis(self.env.config.shutdown_timeout_ms);
-            if let Err(end) = self.txns.commit(open, budget) {
+            if let Err(end) = self.commit(open, budget) {
                 tracing::warn!(group = %self.env.shared.group, "could not commit the last transaction at shutdown; it was aborted and its records will be checked again");
                 if let SessionEnd::Fatal(error) = end {
                     return Some(SessionEnd::Fatal(error));
@@ -224,6 +244,15 @@ impl Loop<'_> {
             }
         }
         Some(SessionEnd::Stopped)
+    }
+
+    /// Produces the open transaction's verdicts, then commits it; aborts it if either fails.
+    fn commit(&mut self, mut open: OpenTxn, timeout: Duration) -> Result<(), SessionEnd> {
+        if let Err(end) = self.handler.flush(&mut open) {
+            self.txns.abort();
+            return Err(end);
+        }
+        self.txns.commit(open, timeout)
     }
 
     /// Forgets the open transaction if the rebalance callback aborted it.

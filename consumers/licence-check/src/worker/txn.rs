@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dakoku_schemas::GroupId;
+use dakoku_schemas::{GroupId, RawPunch};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::Producer;
@@ -30,6 +30,8 @@ pub(super) struct OpenTxn {
     pub(super) next_offsets: HashMap<i32, i64>,
     pub(super) tally: Tally,
     pub(super) snapshot: Option<Arc<Snapshot>>,
+    /// Decoded punches waiting for their verdicts (judged at commit).
+    pub(super) pending: Vec<RawPunch>,
 }
 
 /// Begins, commits and aborts the transactions of one session.
@@ -85,6 +87,7 @@ impl<'a> Txns<'a> {
             next_offsets: HashMap::new(),
             tally: Tally::default(),
             snapshot: self.env.snapshot.get(),
+            pending: Vec::new(),
         })
     }
 
