@@ -1,6 +1,6 @@
 //! Master data in Postgres: tenants, devices, employees, licences, intake pauses and work rules
-//! (effective-dated, [`rules`]), as typed
-//! functions over a client or transaction, so the CLI, tests and tools share one implementation.
+//! (effective-dated, [`rules`]), as typed functions over a client or transaction, so the CLI,
+//! tests and tools share one implementation.
 //!
 //! Employees' active ranges, licence grants and tenants' licences are effective-dated history
 //! (migration `V8`): rows appended, never updated, read through [`recorded`] into the pure
