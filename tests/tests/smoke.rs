@@ -112,8 +112,8 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
         .await?;
     assert_eq!(
         again.len(),
-        4,
-        "raw, checked, attendance.daily and quarantine"
+        5,
+        "raw, checked, attendance.daily, payroll.monthly and quarantine"
     );
     for (topic, outcome) in &again {
         match (topic, outcome) {
@@ -134,11 +134,13 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
     let admin: AdminClient<LogContext> = stack.kafka().client("smoke").create()?;
     let raw = Topic::Raw(group.group.clone()).name();
     let daily = Topic::AttendanceDaily(group.group.clone()).name();
+    let monthly = Topic::PayrollMonthly(group.group.clone()).name();
     let described = admin
         .describe_configs(
             &[
                 ResourceSpecifier::Topic(&raw),
                 ResourceSpecifier::Topic(&daily),
+                ResourceSpecifier::Topic(&monthly),
             ],
             &AdminOptions::new(),
         )
@@ -152,6 +154,7 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
     assert_eq!(value(0, "cleanup.policy")?.as_deref(), Some("delete"));
     assert_eq!(value(0, "retention.ms")?.as_deref(), Some("-1"));
     assert_eq!(value(1, "cleanup.policy")?.as_deref(), Some("compact"));
+    assert_eq!(value(2, "cleanup.policy")?.as_deref(), Some("compact"));
 
     group.delete_topics().await
 }
