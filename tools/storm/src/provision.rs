@@ -112,9 +112,15 @@ pub async fn provision(
         }
         client
             .execute(
-                "INSERT INTO employees (tenant_id, employee_id, card_id, name, licensed) \
-                 SELECT $1, e, c, 'storm employee', true FROM unnest($2::text[], $3::text[]) AS x(e, c) \
-                 ON CONFLICT DO NOTHING",
+                // One statement for thousands of employees: each active and licensed from
+                // always (master data is history: a range row and a grant row each).
+                "WITH new AS (INSERT INTO employees (tenant_id, employee_id, card_id, name) \
+                 SELECT $1, e, c, 'storm employee' FROM unnest($2::text[], $3::text[]) AS x(e, c) \
+                 ON CONFLICT DO NOTHING RETURNING tenant_id, employee_id), \
+                 ranges AS (INSERT INTO employee_ranges (tenant_id, employee_id) \
+                 SELECT tenant_id, employee_id FROM new) \
+                 INSERT INTO licence_grants (tenant_id, employee_id, granted) \
+                 SELECT tenant_id, employee_id, true FROM new",
                 &[&tenant.as_str(), &employee_ids, &cards],
             )
             .await
