@@ -7,8 +7,10 @@ use std::str::FromStr;
 use chrono::SecondsFormat;
 use clap::Subcommand;
 use dakoku_schemas::{CardId, EmployeeId, TenantId};
-use dakoku_store::master::employees::{self, Employee, EmployeeChange, Moment, NewEmployee};
-use dakoku_store::master::grants::grant_history;
+use dakoku_store::master::employees::{
+    self, Employee, EmployeeChange, Moment, NewEmployee, RangeRecord,
+};
+use dakoku_store::master::grants::{GrantRecord, grant_history};
 use dakoku_store::master::licences::LicenceError;
 use dakoku_store::master::outcome::{Added, Changed};
 
@@ -171,7 +173,10 @@ pub async fn run(
             write_list(out, &tenant, &employees)?;
             if history {
                 for employee in &employees {
-                    write_history(out, &client, employee).await?;
+                    let (tenant, id) = (&employee.tenant, &employee.employee);
+                    let ranges = employees::range_history(&client, tenant, id).await?;
+                    let grants = grant_history(&client, tenant, id).await?;
+                    write_history(out, employee, &ranges, &grants)?;
                 }
             }
         }
@@ -210,25 +215,26 @@ fn write_added(
     Ok(())
 }
 
-/// A tenant's employees as a table.
 /// An employee's recorded ranges and grants, oldest first (where rows overlap, the later
 /// one holds).
-async fn write_history(
+fn write_history(
     out: &mut (dyn Write + Send),
-    client: &tokio_postgres::Client,
     employee: &Employee,
-) -> anyhow::Result<()> {
-    let (tenant, id) = (&employee.tenant, &employee.employee);
+    ranges: &[RangeRecord],
+    grants: &[GrantRecord],
+) -> std::io::Result<()> {
+    let id = &employee.employee;
     let stamp = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    for row in employees::range_history(client, tenant, id).await? {
+    for row in ranges {
         writeln!(out, "{id}: recorded {}: {row}", stamp(row.recorded_at))?;
     }
-    for row in grant_history(client, tenant, id).await? {
+    for row in grants {
         writeln!(out, "{id}: recorded {}: {row}", stamp(row.recorded_at))?;
     }
     Ok(())
 }
 
+/// A tenant's employees as a table.
 fn write_list(
     out: &mut (dyn Write + Send),
     tenant: &TenantId,
