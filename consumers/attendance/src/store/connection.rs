@@ -146,7 +146,9 @@ impl Store {
         }
         let mut months = Vec::with_capacity(month_rows.len());
         for row in &month_rows {
-            let (month, seq) = rows::unpublished_month(row);
+            let Some((month, seq)) = rows::unpublished_month(row) else {
+                continue;
+            };
             max_seq = max_seq.max(seq);
             months.push(month);
         }

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use dakoku_schemas::{AttendanceDay, EmployeeId, MonthlyAttendance, TenantId, to_epoch_days};
 
 use super::figures::{Changes, DayWrite, MonthWrite};
-use super::rows::unreachable_id;
 use crate::counts::Counts;
 
 /// What a batch did, for the publisher, metrics and logs.
@@ -53,6 +52,11 @@ pub struct Recomputed {
     pub unchanged: u64,
 }
 
+fn unreachable_id(kind: &str) -> ! {
+    // The consumer only writes ids it parsed; a row that fails is a schema bug.
+    panic!("attendance holds an invalid {kind} id")
+}
+
 fn minutes(seconds: i64) -> i32 {
     i32::try_from(seconds.div_euclid(60)).unwrap_or(i32::MAX)
 }
@@ -64,7 +68,7 @@ fn ids(tenant: &str, employee: &str) -> (TenantId, EmployeeId) {
     )
 }
 
-/// A written day as its `AttendanceDay` record.
+/// A written day as its `AttendanceDay` record, computed at `now`.
 pub(super) fn day_record(d: &DayWrite, now: DateTime<Utc>) -> AttendanceDay {
     let f = &d.figures;
     let (tenant_id, employee_id) = ids(&d.key.tenant, &d.key.employee);
@@ -94,7 +98,7 @@ pub(super) fn day_record(d: &DayWrite, now: DateTime<Utc>) -> AttendanceDay {
     }
 }
 
-/// A written month as its `MonthlyAttendance` record.
+/// A written month as its `MonthlyAttendance` record, computed at `now`.
 pub(super) fn month_record(m: &MonthWrite, now: DateTime<Utc>) -> MonthlyAttendance {
     let f = &m.figures;
     let (tenant_id, employee_id) = ids(&m.key.tenant, &m.key.employee);

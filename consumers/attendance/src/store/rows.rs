@@ -5,14 +5,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use dakoku_rules::v2::{Anomaly, DayFigures, Month, MonthFigures, Punch};
-use dakoku_schemas::{
-    AttendanceDay, EmployeeId, MonthlyAttendance, PunchKind, TenantId, VerdictKey, to_epoch_days,
-};
+use dakoku_schemas::{AttendanceDay, MonthlyAttendance, PunchKind, VerdictKey};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::figures::{StoredDay, StoredMonth};
+use super::figures::{DayWrite, MonthWrite, StoredDay, StoredMonth};
 use super::keys::{EmployeeKey, Touch};
+use super::outcome::{day_record, month_record};
 use super::resolve::{Content, PunchState};
 
 fn parse_kind(kind: &str) -> Option<PunchKind> {
@@ -191,79 +190,37 @@ pub(super) fn stored_months(rows: &[Row]) -> HashMap<i64, Vec<(Month, StoredMont
     out
 }
 
-fn tenant_of(text: String) -> TenantId {
-    TenantId::try_from(text).unwrap_or_else(|_| unreachable_id("tenant"))
-}
-
-fn employee_of(text: String) -> EmployeeId {
-    EmployeeId::try_from(text).unwrap_or_else(|_| unreachable_id("employee"))
-}
-
 /// A row of `SQL_UNPUBLISHED_DAYS` (`tenant, employee, work_date, revision, computed_at,
 /// rules_version, batch_seq`, then the figures) as the day to publish and its batch sequence.
 pub(super) fn unpublished_day(row: &Row) -> (AttendanceDay, i64) {
-    let f = figures_of(row, 7);
-    let minutes = |seconds: i64| i32::try_from(seconds / 60).unwrap_or(i32::MAX);
-    let day = AttendanceDay {
-        tenant_id: tenant_of(row.get(0)),
-        employee_id: employee_of(row.get(1)),
-        work_date: to_epoch_days(row.get(2)),
-        first_in: millis(row, 7),
-        last_out: millis(row, 8),
-        worked_minutes: minutes(f.worked_seconds),
-        break_minutes: minutes(f.break_seconds),
-        night_minutes: minutes(f.night_seconds),
-        overtime_minutes: minutes(f.overtime_daily_seconds + f.overtime_weekly_seconds),
-        punch_count: i32::try_from(f.punch_count).unwrap_or(i32::MAX),
-        anomalies: f.anomalies.iter().map(|a| a.as_str().to_owned()).collect(),
+    let write = DayWrite {
+        key: EmployeeKey {
+            tenant: row.get(0),
+            employee: row.get(1),
+        },
+        date: row.get(2),
+        figures: figures_of(row, 7),
         revision: row.get(3),
-        computed_at: row.get::<_, DateTime<Utc>>(4).timestamp_millis(),
-        worked_seconds: Some(f.worked_seconds),
-        break_seconds: Some(f.break_seconds),
-        night_seconds: Some(f.night_seconds),
-        holiday_seconds: Some(f.holiday_seconds),
-        overtime_daily_seconds: Some(f.overtime_daily_seconds),
-        overtime_weekly_seconds: Some(f.overtime_weekly_seconds),
-        within_statutory_seconds: Some(f.within_statutory_seconds),
-        corrected: f.corrected,
-        rules_version: Some(row.get(5)),
+        rules_version: row.get(5),
     };
-    (day, row.get(6))
+    (day_record(&write, row.get(4)), row.get(6))
 }
 
 /// A row of `SQL_UNPUBLISHED_MONTHS` (`tenant, employee, month, first_day, last_day,
 /// revision, computed_at, rules_version, batch_seq`, then the figures) as the month to
-/// publish and its batch sequence.
-pub(super) fn unpublished_month(row: &Row) -> (MonthlyAttendance, i64) {
-    let f = month_figures_of(row, 9);
-    let month = MonthlyAttendance {
-        tenant_id: tenant_of(row.get(0)),
-        employee_id: employee_of(row.get(1)),
-        month: row.get(2),
-        first_day: to_epoch_days(row.get(3)),
-        last_day: to_epoch_days(row.get(4)),
-        days_worked: i32::try_from(f.days_worked).unwrap_or(i32::MAX),
-        anomaly_days: i32::try_from(f.anomaly_days).unwrap_or(i32::MAX),
-        worked_seconds: f.worked_seconds,
-        break_seconds: f.break_seconds,
-        night_seconds: f.night_seconds,
-        holiday_seconds: f.holiday_seconds,
-        within_statutory_seconds: f.within_statutory_seconds,
-        overtime_seconds: f.overtime_seconds,
-        overtime_over60_seconds: f.overtime_over60_seconds,
-        worked_minutes: f.worked_minutes,
-        overtime_minutes: f.overtime_minutes,
-        overtime_over60_minutes: f.overtime_over60_minutes,
-        night_minutes: f.night_minutes,
-        holiday_minutes: f.holiday_minutes,
-        rules_version: row.get(7),
+/// publish and its batch sequence; `None` for a month text this build cannot read.
+pub(super) fn unpublished_month(row: &Row) -> Option<(MonthlyAttendance, i64)> {
+    let write = MonthWrite {
+        key: EmployeeKey {
+            tenant: row.get(0),
+            employee: row.get(1),
+        },
+        month: Month::parse(row.get(2))?,
+        first_day: row.get(3),
+        last_day: row.get(4),
+        figures: month_figures_of(row, 9),
         revision: row.get(5),
-        computed_at: row.get::<_, DateTime<Utc>>(6).timestamp_millis(),
+        rules_version: row.get(7),
     };
-    (month, row.get(8))
-}
-
-pub(super) fn unreachable_id(kind: &str) -> ! {
-    // The consumer only writes ids it parsed; a row that fails is a schema bug.
-    panic!("attendance_days holds an invalid {kind} id")
+    Some((month_record(&write, row.get(6)), row.get(8)))
 }
