@@ -61,7 +61,13 @@ impl TopicSettings {
             configs.push(("cleanup.policy", "compact".to_owned()));
         } else {
             configs.push(("cleanup.policy", "delete".to_owned()));
-            configs.push(("retention.ms", self.retention_ms.to_string()));
+            // Corrections are the only record of what an administrator changed and why; an
+            // operator's shorter retention for the raw logs must never expire them.
+            let retention_ms = match topic {
+                Topic::Corrections(_) => -1,
+                _ => self.retention_ms,
+            };
+            configs.push(("retention.ms", retention_ms.to_string()));
             configs.push(("retention.bytes", "-1".to_owned()));
         }
         configs
@@ -137,6 +143,19 @@ mod tests {
         assert!(raw.contains(&("cleanup.policy", "delete".to_owned())));
         assert!(raw.contains(&("retention.ms", "-1".to_owned())));
         assert_eq!(settings.spec(&Topic::Raw(group())).name, "punches.raw.g1");
+    }
+
+    #[test]
+    fn corrections_keep_everything_even_when_the_logs_expire() {
+        let settings = TopicSettings {
+            retention_ms: 7 * 24 * 3_600_000,
+            ..TopicSettings::default()
+        };
+        let corrections = settings.configs(&Topic::Corrections(group()));
+        assert!(corrections.contains(&("retention.ms", "-1".to_owned())));
+        assert!(corrections.contains(&("cleanup.policy", "delete".to_owned())));
+        let raw = settings.configs(&Topic::Raw(group()));
+        assert!(raw.contains(&("retention.ms", "604800000".to_owned())));
     }
 
     #[test]

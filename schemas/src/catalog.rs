@@ -45,13 +45,17 @@ pub const ATTENDANCE_DAY: SchemaFile = schema_file!("avro/AttendanceDay.avsc");
 /// Current `MonthlyAttendance` schema.
 pub const MONTHLY_ATTENDANCE: SchemaFile = schema_file!("avro/MonthlyAttendance.avsc");
 
+/// Current `Correction` schema.
+pub const CORRECTION: SchemaFile = schema_file!("avro/Correction.avsc");
+
 /// The schema every writer uses today, one per record.
-pub const CURRENT: [SchemaFile; 5] = [
+pub const CURRENT: [SchemaFile; 6] = [
     RAW_PUNCH,
     QUARANTINED_INPUT,
     CHECKED_PUNCH,
     ATTENDANCE_DAY,
     MONTHLY_ATTENDANCE,
+    CORRECTION,
 ];
 
 /// Older versions still readable (`avro/history/`).

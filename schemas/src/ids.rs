@@ -197,9 +197,20 @@ impl PunchId {
         Self(Uuid::new_v5(&Self::NAMESPACE, name.as_bytes()))
     }
 
+    /// A fresh random (v4) id: a correction's id, which an added punch takes as its own.
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+
     /// The UUID itself.
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
+    }
+}
+
+impl From<Uuid> for PunchId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
     }
 }
 

@@ -60,6 +60,25 @@ pub struct MonthlyAttendance {
     pub revision: i64,
     /// When this revision was computed, milliseconds since the Unix epoch.
     pub computed_at: i64,
+    /// The month's figures, or an adjustment of a closed month (figures are differences).
+    pub record: MonthlyRecordKind,
+    /// An adjustment's number among its month's adjustments, from 1.
+    pub adjustment_seq: Option<i64>,
+    /// The payroll month whose export carries an adjustment.
+    pub export_month: Option<String>,
+    /// What changed a closed month (`punch:<id>`, `correction:<id>`, `rules:<version>`,
+    /// `rebuild`); empty for a month record.
+    pub causes: Vec<String>,
+}
+
+symbols! {
+    /// What a `payroll.monthly` record is (Avro enum `dakoku.MonthlyRecordKind`).
+    MonthlyRecordKind {
+        /// The month's figures.
+        Month = "month",
+        /// A difference to a closed month's figures as paid.
+        Adjustment = "adjustment",
+    }
 }
 
 impl MonthlyAttendance {

@@ -4,8 +4,6 @@
 //! Timestamps stay `i64` milliseconds (and `work_date` `i32` days) as in Avro, with chrono
 //! helpers beside them: any `i64` decodes, while not every `i64` is a `chrono` date.
 
-use std::{fmt, sync::LazyLock};
-
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +42,8 @@ macro_rules! avro_record {
     ($record:ty, $file:expr) => {
         impl AvroRecord for $record {
             fn schema() -> &'static ParsedSchema {
-                static SCHEMA: LazyLock<ParsedSchema> =
-                    LazyLock::new(|| ParsedSchema::embedded($file));
+                static SCHEMA: ::std::sync::LazyLock<ParsedSchema> =
+                    ::std::sync::LazyLock::new(|| ParsedSchema::embedded($file));
                 &SCHEMA
             }
         }
@@ -72,8 +70,8 @@ macro_rules! symbols {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -437,6 +435,8 @@ pub struct AttendanceDay {
     pub corrected: bool,
     /// The tenant's rules version that computed the figures.
     pub rules_version: Option<i64>,
+    /// The corrections that touched the day, sorted.
+    pub correction_ids: Vec<String>,
 }
 
 impl AttendanceDay {

@@ -26,6 +26,10 @@ pub enum Topic {
     /// `payroll.monthly.<group>`: each employee's payroll month
     /// ([`MonthlyAttendance`](crate::MonthlyAttendance)), key [`monthly_key`]. Compacted.
     PayrollMonthly(GroupId),
+    /// `punches.corrections.<group>`: administrators' corrections
+    /// ([`Correction`](crate::Correction)), key [`correction_key`]. Append-only, unlimited
+    /// retention: replayed like the raw log.
+    Corrections(GroupId),
 }
 
 const RAW_PREFIX: &str = "punches.raw.";
@@ -33,6 +37,7 @@ const QUARANTINE: &str = "punches.quarantine";
 const CHECKED_PREFIX: &str = "punches.checked.";
 const ATTENDANCE_PREFIX: &str = "attendance.daily.";
 const MONTHLY_PREFIX: &str = "payroll.monthly.";
+const CORRECTIONS_PREFIX: &str = "punches.corrections.";
 
 impl Topic {
     /// The Kafka topic name.
@@ -43,6 +48,7 @@ impl Topic {
             Topic::Checked(group) => format!("{CHECKED_PREFIX}{group}"),
             Topic::AttendanceDaily(group) => format!("{ATTENDANCE_PREFIX}{group}"),
             Topic::PayrollMonthly(group) => format!("{MONTHLY_PREFIX}{group}"),
+            Topic::Corrections(group) => format!("{CORRECTIONS_PREFIX}{group}"),
         }
     }
 
@@ -60,6 +66,8 @@ impl Topic {
                 (Topic::AttendanceDaily, group)
             } else if let Some(group) = name.strip_prefix(MONTHLY_PREFIX) {
                 (Topic::PayrollMonthly, group)
+            } else if let Some(group) = name.strip_prefix(CORRECTIONS_PREFIX) {
+                (Topic::Corrections, group)
             } else {
                 return None;
             };
@@ -79,19 +87,21 @@ impl Topic {
             Topic::Raw(group)
             | Topic::Checked(group)
             | Topic::AttendanceDaily(group)
-            | Topic::PayrollMonthly(group) => Some(group),
+            | Topic::PayrollMonthly(group)
+            | Topic::Corrections(group) => Some(group),
             Topic::Quarantine => None,
         }
     }
 
     /// The per-group topics of `group`, in pipeline order: raw, checked, attendance daily,
-    /// payroll monthly.
-    pub fn for_group(group: &GroupId) -> [Topic; 4] {
+    /// payroll monthly, corrections.
+    pub fn for_group(group: &GroupId) -> [Topic; 5] {
         [
             Topic::Raw(group.clone()),
             Topic::Checked(group.clone()),
             Topic::AttendanceDaily(group.clone()),
             Topic::PayrollMonthly(group.clone()),
+            Topic::Corrections(group.clone()),
         ]
     }
 }
@@ -129,6 +139,20 @@ pub fn monthly_key(tenant: &TenantId, employee: &EmployeeId, month: &str) -> Str
     format!("{tenant}/{employee}/{month}")
 }
 
+/// Key of an adjustment record on `payroll.monthly.<group>`:
+/// `<tenant_id>/<employee_id>/<month>/adjustment/<seq>`. Not the month's own key: compaction
+/// keeps one record per key, and the closed month's record as paid must stay beside its
+/// adjustments.
+pub fn adjustment_key(tenant: &TenantId, employee: &EmployeeId, month: &str, seq: i64) -> String {
+    format!("{tenant}/{employee}/{month}/adjustment/{seq}")
+}
+
+/// Key of `punches.corrections.<group>`: `<tenant_id>/<employee_id>`, so one employee's
+/// corrections stay in order on one partition.
+pub fn correction_key(tenant: &TenantId, employee: &EmployeeId) -> String {
+    format!("{tenant}/{employee}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +176,10 @@ mod tests {
             Topic::PayrollMonthly(g.clone()).name(),
             "payroll.monthly.tokyo-1"
         );
+        assert_eq!(
+            Topic::Corrections(g.clone()).name(),
+            "punches.corrections.tokyo-1"
+        );
     }
 
     #[test]
@@ -174,7 +202,13 @@ mod tests {
     #[test]
     fn only_the_state_topics_are_compacted() {
         let g = group("g");
-        let [raw, checked, daily, monthly] = Topic::for_group(&g);
+        let [raw, checked, daily, monthly, corrections] = Topic::for_group(&g);
+        assert_eq!(corrections, Topic::Corrections(g.clone()));
+        assert!(!corrections.is_compacted());
+        assert_eq!(
+            Topic::parse("punches.corrections.g"),
+            Some(Topic::Corrections(g.clone()))
+        );
         assert_eq!(monthly, Topic::PayrollMonthly(g.clone()));
         assert!(monthly.is_compacted());
         assert_eq!(raw, Topic::Raw(g.clone()));

@@ -98,6 +98,7 @@ fn a_new_reader_decodes_an_old_record_with_the_defaults() -> Result<(), CodecErr
             overtime_weekly_seconds: None,
             within_statutory_seconds: None,
             corrected: false,
+            correction_ids: Vec::new(),
             rules_version: None,
             ..day
         }

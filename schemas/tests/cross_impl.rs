@@ -124,9 +124,10 @@ fn fastavro_reads_ours_and_we_read_fastavros() {
     let mut days = attendance_examples();
     days.extend(sample(attendance_day(), 40));
     written.extend(write_all(&rust_dir, days));
-    let mut months = vec![monthly_example()];
+    let mut months = vec![monthly_example(), adjustment_example()];
     months.extend(sample(monthly_attendance(), 40));
     written.extend(write_all(&rust_dir, months));
+    written.extend(write_all(&rust_dir, correction_examples()));
 
     let out = Command::new(&python)
         .arg(crate_dir().join("tests/fastavro_check.py"))

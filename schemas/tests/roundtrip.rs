@@ -41,7 +41,10 @@ fn examples_round_trip() -> Result<(), TestCaseError> {
     raw_examples().iter().try_for_each(round_trip)?;
     checked_examples().iter().try_for_each(round_trip)?;
     quarantine_examples().iter().try_for_each(round_trip)?;
-    attendance_examples().iter().try_for_each(round_trip)
+    attendance_examples().iter().try_for_each(round_trip)?;
+    round_trip(&monthly_example())?;
+    round_trip(&adjustment_example())?;
+    correction_examples().iter().try_for_each(round_trip)
 }
 
 #[test]

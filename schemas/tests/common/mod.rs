@@ -2,8 +2,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use dakoku_schemas::{
-    AttendanceDay, CardId, CheckedPunch, DeviceId, EmployeeId, GroupId, MonthlyAttendance, PunchId,
-    PunchKind, QuarantinedInput, RawPunch, RejectReason, TenantId, Verdict,
+    AttendanceDay, CardId, CheckedPunch, Correction, DeviceId, EmployeeId, GroupId,
+    MonthlyAttendance, MonthlyRecordKind, PunchId, PunchKind, QuarantinedInput, RawPunch,
+    RejectReason, TenantId, Verdict,
 };
 use proptest::{collection::vec, option, prelude::*};
 
@@ -87,6 +88,7 @@ pub fn attendance_example() -> AttendanceDay {
         within_statutory_seconds: Some(0),
         corrected: true,
         rules_version: Some(2),
+        correction_ids: vec!["6f1c2a10-7c55-4c1e-9a53-3f3a2d9e8b01".into()],
     }
 }
 
@@ -114,7 +116,58 @@ pub fn monthly_example() -> MonthlyAttendance {
         rules_version: 1,
         revision: 1,
         computed_at: 1_607_039_102_000,
+        record: MonthlyRecordKind::Month,
+        adjustment_seq: None,
+        export_month: None,
+        causes: Vec::new(),
     }
+}
+
+/// An adjustment of a closed month: differences, negative ones among them.
+pub fn adjustment_example() -> MonthlyAttendance {
+    MonthlyAttendance {
+        days_worked: -1,
+        worked_seconds: -28_800,
+        worked_minutes: -480,
+        overtime_seconds: 3_600,
+        overtime_minutes: 60,
+        revision: 1,
+        record: MonthlyRecordKind::Adjustment,
+        adjustment_seq: Some(2),
+        export_month: Some("2027-01".into()),
+        causes: vec![
+            "correction:6f1c2a10-7c55-4c1e-9a53-3f3a2d9e8b01".into(),
+            "punch:2a07d5f7-7137-57bc-ab96-f57b81e3e822".into(),
+        ],
+        ..monthly_example()
+    }
+}
+
+pub fn correction_examples() -> Vec<Correction> {
+    let add = Correction::add(
+        PunchId::from(uuid::Uuid::from_u128(
+            0x6f1c2a10_7c55_4c1e_9a53_3f3a2d9e8b01,
+        )),
+        id("acme"),
+        id("E-0042"),
+        PunchKind::ClockOut,
+        1_607_039_099_000,
+        "cli:ops".into(),
+        "forgot to clock out; confirmed by the shift leader".into(),
+        1_607_139_099_000,
+    );
+    let void = Correction::void(
+        PunchId::from(uuid::Uuid::from_u128(
+            0x0b5e7d44_1111_4c1e_9a53_3f3a2d9e8b02,
+        )),
+        id("acme"),
+        id("E-0042"),
+        add.correction_id,
+        "api:hr-screen".into(),
+        "added to the wrong day".into(),
+        1_607_139_199_000,
+    );
+    vec![add, void]
 }
 
 /// Edge cases: the other branch of every union, extreme numbers, odd text.
@@ -353,6 +406,11 @@ pub fn attendance_day() -> impl Strategy<Value = AttendanceDay> {
                 within_statutory_seconds: seconds[6],
                 corrected,
                 rules_version,
+                correction_ids: if corrected {
+                    vec!["6f1c2a10-7c55-4c1e-9a53-3f3a2d9e8b01".into()]
+                } else {
+                    Vec::new()
+                },
             },
         )
 }
@@ -395,6 +453,18 @@ pub fn monthly_attendance() -> impl Strategy<Value = MonthlyAttendance> {
                     rules_version: n[12],
                     revision: n[13],
                     computed_at: at,
+                    record: if n[14] % 2 == 0 {
+                        MonthlyRecordKind::Month
+                    } else {
+                        MonthlyRecordKind::Adjustment
+                    },
+                    adjustment_seq: (n[14] % 2 != 0).then_some(n[14].rem_euclid(1000) + 1),
+                    export_month: (n[14] % 2 != 0).then(|| "2027-01".to_owned()),
+                    causes: if n[14] % 2 != 0 {
+                        vec![format!("rules:{}", n[12])]
+                    } else {
+                        Vec::new()
+                    },
                 }
             },
         )

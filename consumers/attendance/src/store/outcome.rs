@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use dakoku_schemas::{AttendanceDay, EmployeeId, MonthlyAttendance, TenantId, to_epoch_days};
+use dakoku_schemas::{
+    AttendanceDay, EmployeeId, MonthlyAttendance, MonthlyRecordKind, TenantId, to_epoch_days,
+};
 
 use super::figures::{Changes, DayWrite, MonthWrite};
 use crate::counts::Counts;
@@ -95,6 +97,7 @@ pub(super) fn day_record(d: &DayWrite, now: DateTime<Utc>) -> AttendanceDay {
         within_statutory_seconds: Some(f.within_statutory_seconds),
         corrected: f.corrected,
         rules_version: Some(d.rules_version),
+        correction_ids: Vec::new(),
     }
 }
 
@@ -125,5 +128,9 @@ pub(super) fn month_record(m: &MonthWrite, now: DateTime<Utc>) -> MonthlyAttenda
         rules_version: m.rules_version,
         revision: m.revision,
         computed_at: now.timestamp_millis(),
+        record: MonthlyRecordKind::Month,
+        adjustment_seq: None,
+        export_month: None,
+        causes: Vec::new(),
     }
 }
