@@ -82,6 +82,17 @@ symbols! {
 }
 
 impl MonthlyAttendance {
+    /// Its key on `payroll.monthly.<group>`: the month's own key for a month record, the
+    /// adjustment's own key (one per adjustment, so compaction keeps them all) otherwise.
+    pub fn topic_key(&self) -> String {
+        match (self.record, self.adjustment_seq) {
+            (MonthlyRecordKind::Adjustment, Some(seq)) => {
+                crate::adjustment_key(&self.tenant_id, &self.employee_id, &self.month, seq)
+            }
+            _ => crate::monthly_key(&self.tenant_id, &self.employee_id, &self.month),
+        }
+    }
+
     /// `first_day` as a date.
     pub fn first_day(&self) -> Option<NaiveDate> {
         from_epoch_days(self.first_day)

@@ -45,9 +45,13 @@ CREATE TABLE month_closings (
     actor      text NOT NULL CHECK (actor <> ''),
     reason     text NOT NULL DEFAULT '',
     at         timestamptz NOT NULL DEFAULT now(),
+    -- Set by the attendance consumer once it has published what the event changes (a close:
+    -- the paid records; a reopen: the months as they are now), in its own batch order.
+    served_at  timestamptz,
     CHECK (action = 'close' OR reason <> '')
 );
 CREATE INDEX month_closings_tenant_idx ON month_closings (tenant_id, month, closing_id);
+CREATE INDEX month_closings_unserved_idx ON month_closings (closing_id) WHERE served_at IS NULL;
 
 -- The months closed now (the latest month_closings row of the month is a close).
 CREATE TABLE closed_months (
@@ -82,6 +86,7 @@ CREATE TABLE paid_months (
     holiday_minutes          bigint NOT NULL,
     rules_version            bigint NOT NULL,
     revision                 bigint NOT NULL,
+    computed_at              timestamptz NOT NULL,
     closing_id               bigint NOT NULL REFERENCES month_closings (closing_id),
     PRIMARY KEY (tenant_id, employee_id, month),
     FOREIGN KEY (tenant_id, month) REFERENCES closed_months (tenant_id, month) ON DELETE CASCADE

@@ -35,7 +35,7 @@ pub async fn read_days(
             "SELECT tenant_id, employee_id, work_date, first_in, last_out, worked_seconds, \
              break_seconds, night_seconds, holiday_seconds, overtime_daily_seconds, \
              overtime_weekly_seconds, within_statutory_seconds, punch_count, anomalies, \
-             corrected, revision, group_id FROM attendance_days",
+             corrected, revision, group_id, correction_ids FROM attendance_days",
             &[],
         )
         .await?;
@@ -66,6 +66,7 @@ pub async fn read_days(
                     punch_count: i64::from(row.get::<_, i32>(12)),
                     anomalies,
                     corrected: row.get(14),
+                    correction_ids: row.get(17),
                 },
                 revision: row.get(15),
                 group: row.get(16),
@@ -207,6 +208,7 @@ pub fn topic_figures(day: &AttendanceDay) -> DayFigures {
             .filter_map(|c| Anomaly::parse(c))
             .collect(),
         corrected: day.corrected,
+        correction_ids: day.correction_ids.clone(),
     }
 }
 

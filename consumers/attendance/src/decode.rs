@@ -3,7 +3,7 @@
 //! rebuild's replay, so both skip and quarantine exactly the same records.
 
 use dakoku_schemas::{
-    CheckedPunch, CodecError, GroupId, QuarantinedInput, Verdict, decode, encode,
+    CheckedPunch, CodecError, Correction, GroupId, QuarantinedInput, Verdict, decode, encode,
 };
 use rdkafka::message::{BorrowedMessage, Message as _};
 
@@ -106,6 +106,73 @@ pub(crate) fn decode_record(
                     partition,
                     offset,
                     verdict: None,
+                },
+                Some(Poison {
+                    partition,
+                    offset,
+                    tenant,
+                    code,
+                    error,
+                    payload: payload.to_vec(),
+                }),
+            )
+        }
+    }
+}
+
+/// One record of the corrections topic, in log order within its partition.
+#[derive(Debug, Clone)]
+pub struct IncomingCorrection {
+    /// Partition of the corrections topic.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// The correction, or `None` for a record that was quarantined (its offset still
+    /// advances).
+    pub correction: Option<Correction>,
+}
+
+/// Decodes a record of `punches.corrections.<group>` (`key` and `payload` at `partition`,
+/// `offset`): the correction, or `None` and the poison to quarantine.
+pub(crate) fn decode_correction(
+    group: &GroupId,
+    partition: i32,
+    offset: i64,
+    key: Option<&[u8]>,
+    payload: &[u8],
+) -> (IncomingCorrection, Option<Poison>) {
+    let decoded = decode::<Correction>(payload)
+        .map_err(|e| {
+            (
+                "undecodable_correction",
+                format!("cannot decode Correction: {e}"),
+            )
+        })
+        .and_then(|c| {
+            c.check()
+                .map(|()| c)
+                .map_err(|e| ("invalid_correction", e.to_string()))
+        });
+    match decoded {
+        Ok(correction) => (
+            IncomingCorrection {
+                partition,
+                offset,
+                correction: Some(correction),
+            },
+            None,
+        ),
+        Err((code, error)) => {
+            let tenant = key
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .and_then(|k| k.split('/').next().map(str::to_owned));
+            tracing::warn!(group = %group, partition, offset, code, error,
+                "quarantining an invalid correction");
+            (
+                IncomingCorrection {
+                    partition,
+                    offset,
+                    correction: None,
                 },
                 Some(Poison {
                     partition,

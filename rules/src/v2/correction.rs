@@ -37,8 +37,9 @@ pub struct Correction {
 pub struct Applied {
     /// Raw and added punches that are not voided, one per id.
     pub punches: Vec<Punch>,
-    /// The punches voided (their own work dates are `corrected`).
-    pub voided: Vec<Punch>,
+    /// The punches voided, each with the ids of the corrections voiding it (its own work date
+    /// is `corrected` and lists them).
+    pub voided: Vec<(Punch, Vec<String>)>,
     /// Voids whose target is no punch here: (correction id, target).
     pub unknown: Vec<(String, String)>,
 }
@@ -67,12 +68,12 @@ pub fn apply(punches: &[Punch], corrections: &[Correction]) -> Applied {
         .enumerate()
         .map(|(i, p)| (p.id.as_str(), i))
         .collect();
-    let mut voided = vec![false; all.len()];
+    let mut voided: Vec<Vec<String>> = vec![Vec::new(); all.len()];
     let mut unknown = Vec::new();
     for c in &corrections {
         if let CorrectionAction::Void { target } = &c.action {
             match index.get(target.as_str()) {
-                Some(&i) => voided[i] = true,
+                Some(&i) => voided[i].push(c.id.clone()),
                 None => unknown.push((c.id.clone(), target.clone())),
             }
         }
@@ -81,9 +82,9 @@ pub fn apply(punches: &[Punch], corrections: &[Correction]) -> Applied {
         unknown,
         ..Applied::default()
     };
-    for (punch, void) in all.into_iter().zip(voided) {
-        if void {
-            out.voided.push(punch);
+    for (punch, voids) in all.into_iter().zip(voided) {
+        if !voids.is_empty() {
+            out.voided.push((punch, voids));
         } else {
             out.punches.push(punch);
         }

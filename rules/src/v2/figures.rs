@@ -84,6 +84,8 @@ pub struct DayFigures {
     pub anomalies: Vec<Anomaly>,
     /// An added punch is assigned to the date, or a voided punch's own work date is it.
     pub corrected: bool,
+    /// The ids of the corrections that made it `corrected`, sorted.
+    pub correction_ids: Vec<String>,
 }
 
 impl DayFigures {

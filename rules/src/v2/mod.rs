@@ -96,9 +96,15 @@ pub fn daily_with_taps(
     let mut kept = applied.punches;
     kept.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
     let mut paired = pairing::pair(rules, &kept);
-    for voided in &applied.voided {
+    for (voided, voids) in &applied.voided {
         let date = calendar::work_date(voided.at, rules.at_instant(voided.at));
-        paired.dates.entry(date).or_default().corrected = true;
+        let tally = paired.dates.entry(date).or_default();
+        tally.corrected = true;
+        tally.note_corrections(voids.iter().cloned());
+        if voided.added {
+            // The add that was voided touched its date too: an auditor looks both up.
+            tally.note_corrections([voided.id.clone()]);
+        }
     }
     let days = paired
         .dates

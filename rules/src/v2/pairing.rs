@@ -62,9 +62,21 @@ pub struct Tally {
     pub spans: Vec<GoodSpan>,
     /// An added punch is assigned here or a voided punch's own work date is this date.
     pub corrected: bool,
+    /// The corrections that make it `corrected` (adds assigned here, voids of punches whose
+    /// own date it is, and voided adds), sorted, distinct.
+    pub correction_ids: Vec<String>,
 }
 
 impl Tally {
+    /// Records corrections that touched the date.
+    pub fn note_corrections(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            if let Err(at) = self.correction_ids.binary_search(&id) {
+                self.correction_ids.insert(at, id);
+            }
+        }
+    }
+
     fn flag(&mut self, anomaly: Anomaly) {
         if let Err(at) = self.anomalies.binary_search(&anomaly) {
             self.anomalies.insert(at, anomaly);
@@ -118,7 +130,10 @@ pub fn pair(rules: &Rulebook, punches: &[Punch]) -> Paired {
         let date = out.step(&mut open, punch, own);
         let tally = out.tally(date);
         tally.punch_count += 1;
-        tally.corrected |= punch.added;
+        if punch.added {
+            tally.corrected = true;
+            tally.note_corrections([punch.id.clone()]);
+        }
         match punch.kind {
             PunchKind::ClockIn => {
                 tally.first_in = Some(tally.first_in.map_or(punch.at, |t| t.min(punch.at)));

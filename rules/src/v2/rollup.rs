@@ -26,6 +26,7 @@ pub fn day(rules: &Rulebook, date: NaiveDate, tally: &Tally) -> DayFigures {
         punch_count: tally.punch_count,
         anomalies: tally.anomalies.clone(),
         corrected: tally.corrected,
+        correction_ids: tally.correction_ids.clone(),
         ..DayFigures::default()
     };
     for span in &tally.spans {

@@ -27,11 +27,14 @@
 //! - `assign`: the rebalance callback that assigns partitions at the stored offsets.
 //! - `publish`: the producer and the outbox of committed days and months.
 //! - `rules_change`: serving the recompute requests of rules changes between batches.
+//! - `corrections`: serving the corrections topic (offsets in Postgres too) and month
+//!   closings between batches.
 //! - `backoff`: the retry delay.
 //! - `error`: [`ConsumerError`].
 
 mod assign;
 mod backoff;
+mod corrections;
 mod error;
 mod publish;
 mod rules_change;

@@ -8,9 +8,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use dakoku_kafka::{ClientFactory, FutureProducer};
-use dakoku_schemas::{
-    AttendanceDay, GroupId, MonthlyAttendance, attendance_key, encode, monthly_key,
-};
+use dakoku_schemas::{AttendanceDay, GroupId, MonthlyAttendance, attendance_key, encode};
 use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer as _};
 
 use super::backoff::Backoff;
@@ -164,8 +162,7 @@ impl Publisher {
         }
         let mut months = Vec::with_capacity(records.months.len());
         for month in &records.months {
-            let key = monthly_key(&month.tenant_id, &month.employee_id, &month.month);
-            months.push((key, encode(month).map_err(|e| e.to_string())?));
+            months.push((month.topic_key(), encode(month).map_err(|e| e.to_string())?));
         }
         let mut deliveries = self.producer.enqueue(&self.daily_topic, &days)?;
         deliveries.extend(self.producer.enqueue(&self.monthly_topic, &months)?);

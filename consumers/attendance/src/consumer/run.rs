@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::assign::AssignContext;
 use super::backoff::Backoff;
+use super::corrections::{self, CorrectionsReader};
 use super::error::ConsumerError;
 use super::publish::{Producer, Publisher, Records};
 use super::rules_change;
@@ -51,6 +52,8 @@ struct GroupLoop {
     batch_started: Option<tokio::time::Instant>,
     publisher: Publisher,
     backoff: Backoff,
+    /// The reader of the group's corrections, served between batches.
+    corrections: CorrectionsReader,
 }
 
 /// What the reader hands the writer, in log order.
@@ -80,6 +83,11 @@ pub(crate) async fn run_group(
     let topic = Topic::Checked(group.clone()).name();
     let stopping = Arc::new(AtomicBool::new(false));
     let consumer = kafka_consumer(&shared, &group, &topic, &stopping)?;
+    let corrections =
+        CorrectionsReader::new(&shared, &group).map_err(|source| ConsumerError::Kafka {
+            group: group.clone(),
+            source: Box::new(source),
+        })?;
     let mut this = GroupLoop {
         shared: Arc::clone(&shared),
         group: group.clone(),
@@ -98,6 +106,7 @@ pub(crate) async fn run_group(
             Duration::from_millis(config.retry_initial_ms),
             Duration::from_millis(config.retry_max_ms),
         ),
+        corrections,
     };
 
     // Before reading anything: a store, no unfinished rebuild, and every committed day on the
@@ -314,7 +323,8 @@ impl GroupLoop {
         result
     }
 
-    /// Serves pending recompute requests (rules changes); false if `cancel` fired. A failure
+    /// Serves pending recompute requests (rules changes), then new corrections and month
+    /// closings; false if `cancel` fired. A failure
     /// is logged and retried at the next tick.
     async fn serve_requests(&mut self, cancel: impl Future<Output = ()>) -> bool {
         let mut cancel = std::pin::pin!(cancel);
@@ -327,13 +337,48 @@ impl GroupLoop {
         };
         match rules_change::serve(store, &mut self.publisher, &mut self.backoff, &mut cancel).await
         {
-            Ok(served) => served,
+            Ok(true) => {}
+            Ok(false) => return false,
             Err(error) => {
                 if error.connection_lost() {
                     self.store = None;
                 }
                 tracing::warn!(group = %self.group, %error,
                     "serving a rules change's recompute failed; retrying shortly");
+                return true;
+            }
+        }
+        let Some(store) = self.store.as_mut() else {
+            return true;
+        };
+        let served = corrections::serve(
+            &self.corrections,
+            &self.shared,
+            store,
+            &mut self.publisher,
+            &mut self.backoff,
+            &mut cancel,
+        )
+        .await;
+        let served = match served {
+            Ok(true) => {
+                corrections::serve_closings(
+                    store,
+                    &mut self.publisher,
+                    &mut self.backoff,
+                    &mut cancel,
+                )
+                .await
+            }
+            other => other,
+        };
+        match served {
+            Ok(served) => served,
+            Err(error) => {
+                // Reconnect before the next tick: the error may have been the connection's.
+                self.store = None;
+                tracing::warn!(group = %self.group, %error,
+                    "serving corrections or month closings failed; retrying shortly");
                 true
             }
         }

@@ -11,9 +11,10 @@ use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
+use super::closing::{self, Causes};
 use super::columns::{DayColumns, MonthColumns, PunchWrites};
 use super::figures::Changes;
-use super::keys::Touch;
+use super::keys::{EmployeeKey, Touch};
 use super::marker::{self, Scope};
 use super::outcome::Applied;
 use super::pipeline::{Pending, pipelined};
@@ -92,6 +93,15 @@ impl BatchContext<'_> {
         counts.months_changed += changes.months.len() as u64;
         counts.days_unchanged += changes.unchanged;
         counts.double_taps += changes.double_taps;
+        applied.settled = closing::settle(
+            tx,
+            self.group.as_str(),
+            &changes.months,
+            || batch_causes(&fresh),
+            now,
+            applied.batch_seq,
+        )
+        .await?;
         self.write_records(
             tx,
             &changes,
@@ -197,6 +207,21 @@ impl BatchContext<'_> {
         pipelined(statements).await?;
         Ok(())
     }
+}
+
+/// Each employee's punches in the batch, as the causes of the adjustments it makes.
+fn batch_causes(fresh: &[&Incoming]) -> Causes {
+    let mut causes = Causes::default();
+    for verdict in fresh.iter().filter_map(|r| r.verdict.as_ref()) {
+        if let Some(employee) = &verdict.employee_id {
+            let key = EmployeeKey {
+                tenant: verdict.tenant_id.to_string(),
+                employee: employee.to_string(),
+            };
+            causes.add(&key, format!("punch:{}", verdict.punch_id));
+        }
+    }
+    causes
 }
 
 /// The batch's tenants and punch ids, sorted and distinct.

@@ -310,6 +310,8 @@ pub(super) struct DayColumns {
     revision: Vec<i64>,
     rules_version: Vec<i64>,
     corrected: Vec<bool>,
+    /// Correction ids, comma-joined (uuids hold no commas).
+    correction_ids: Vec<String>,
     /// worked, break, night, overtime (daily + weekly) minutes, for display.
     minutes: [Vec<i32>; 4],
     /// One array per figure, in [`DAY_FIELDS`] order.
@@ -328,6 +330,7 @@ impl DayColumns {
             revision: Vec::with_capacity(days.len()),
             rules_version: Vec::with_capacity(days.len()),
             corrected: Vec::with_capacity(days.len()),
+            correction_ids: Vec::with_capacity(days.len()),
             minutes: Default::default(),
             figures: vec![Vec::with_capacity(days.len()); DAY_FIELDS.len()],
         };
@@ -345,6 +348,7 @@ impl DayColumns {
             c.revision.push(day.revision);
             c.rules_version.push(day.rules_version);
             c.corrected.push(f.corrected);
+            c.correction_ids.push(f.correction_ids.join(","));
             c.minutes[0].push(minutes(f.worked_seconds));
             c.minutes[1].push(minutes(f.break_seconds));
             c.minutes[2].push(minutes(f.night_seconds));
@@ -388,6 +392,7 @@ impl DayColumns {
             ];
             params.extend(self.minutes.iter().map(|c| c as &(dyn ToSql + Sync)));
             params.extend(self.figures.iter().map(|c| c as &(dyn ToSql + Sync)));
+            params.push(&self.correction_ids);
             tx.query(&st.upsert_days, &params).await
         })
     }

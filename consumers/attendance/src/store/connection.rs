@@ -11,7 +11,9 @@ use tokio_postgres::Client;
 
 use super::StoreError;
 use super::batch::BatchContext;
+use super::closing::{self, Causes};
 use super::columns::{DayColumns, MonthColumns};
+use super::corrections;
 use super::keys::EmployeeKey;
 use super::marker::{self, Scope, UnfinishedRebuild};
 use super::outcome::{Applied, Recomputed};
@@ -21,7 +23,7 @@ use super::requests::{self, RecomputeRequest};
 use super::rows;
 use super::rulebooks;
 use super::sql::{self, Statements};
-use crate::decode::Incoming;
+use crate::decode::{Incoming, IncomingCorrection};
 
 /// The stored next offsets of `consumer_group` on `topic`, on a connection of its own (the
 /// rebalance callback's lookup).
@@ -144,11 +146,17 @@ impl Store {
             max_seq = max_seq.max(seq);
             days.push(day);
         }
-        let mut months = Vec::with_capacity(month_rows.len());
-        for row in &month_rows {
-            let Some((month, seq)) = rows::unpublished_month(row) else {
-                continue;
-            };
+        let adjustment_rows = self
+            .client
+            .query(&sql::unpublished_adjustments(), &params)
+            .await?;
+        let mut months = Vec::with_capacity(month_rows.len() + adjustment_rows.len());
+        let records = month_rows.iter().filter_map(rows::unpublished_month).chain(
+            adjustment_rows
+                .iter()
+                .filter_map(rows::unpublished_adjustment),
+        );
+        for (month, seq) in records {
             max_seq = max_seq.max(seq);
             months.push(month);
         }
@@ -207,6 +215,103 @@ impl Store {
         Ok(applied)
     }
 
+    /// Applies records of `punches.corrections.<group>` in one transaction (see
+    /// `store::corrections`): stored once, their employees recomputed, offsets stored. On
+    /// error nothing was written.
+    pub async fn apply_corrections(
+        &mut self,
+        records: &[IncomingCorrection],
+        published_through: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let budget = self.statement_timeout + self.debug_commit_delay;
+        let topic = Topic::Corrections(self.group.clone()).name();
+        let work = async {
+            let tx = self.client.transaction().await?;
+            let applied = corrections::apply(
+                &tx,
+                &self.statements,
+                &self.group,
+                &self.consumer_group,
+                &topic,
+                records,
+                published_through,
+                now,
+            )
+            .await?;
+            if !self.debug_commit_delay.is_zero() {
+                tokio::time::sleep(self.debug_commit_delay).await;
+            }
+            tx.commit().await?;
+            Ok(applied)
+        };
+        match tokio::time::timeout(budget, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(budget)),
+        }
+    }
+
+    /// Serves the group's unserved closes and reopens (`month_closings`) in one transaction
+    /// under the group's lock: each month's records go into a new batch, published as paid
+    /// while the month is closed and as they are after a reopen. Returns the batch and its
+    /// records, or `None` when there was nothing to serve.
+    pub async fn serve_closings(
+        &mut self,
+    ) -> Result<Option<(i64, Vec<MonthlyAttendance>)>, StoreError> {
+        let budget = self.statement_timeout;
+        let group = self.group.as_str();
+        // Polled every second: look before taking the group's lock.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&group];
+        let pending = self.client.query(closing::SQL_UNSERVED, &params);
+        if tokio::time::timeout(budget, pending)
+            .await
+            .map_err(|_| StoreError::Timeout(budget))??
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let work = async {
+            let tx = self.client.transaction().await?;
+            let cg = self.consumer_group.as_str();
+            let lock = tx.query(&self.statements.lock, &[&cg]).await?;
+            let seq: i64 = lock.first().map(|r| r.get(1)).unwrap_or_default();
+            let events = tx.query(closing::SQL_UNSERVED, &[&group]).await?;
+            if events.is_empty() {
+                return Ok(None);
+            }
+            let mut ids: Vec<i64> = Vec::with_capacity(events.len());
+            for event in &events {
+                ids.push(event.get(0));
+                let (tenant, month): (String, String) = (event.get(1), event.get(2));
+                tx.execute(closing::SQL_REPUBLISH, &[&tenant, &month, &seq])
+                    .await?;
+            }
+            tx.execute(closing::SQL_SERVED, &[&ids]).await?;
+            let rows = tx.query(&sql::months_of_batch(), &[&group, &seq]).await?;
+            tx.commit().await?;
+            let months = rows
+                .iter()
+                .filter_map(rows::unpublished_month)
+                .map(|(m, _)| m)
+                .collect();
+            Ok(Some((seq, months)))
+        };
+        match tokio::time::timeout(budget, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(budget)),
+        }
+    }
+
+    /// The stored next offset of each partition of the corrections topic.
+    pub async fn stored_correction_offsets(&self) -> Result<HashMap<i32, i64>, StoreError> {
+        let topic = Topic::Corrections(self.group.clone()).name();
+        let rows = self
+            .client
+            .query(&self.statements.offsets, &[&self.consumer_group, &topic])
+            .await?;
+        Ok(offsets::from_rows(&rows))
+    }
+
     /// Recomputes `employees` (tenant, employee) from all their stored, counting punches in
     /// one transaction under the group's lock, by the same rules and revision policy as a
     /// batch: a day or month whose figures changed is upserted with `revision + 1`,
@@ -238,6 +343,7 @@ impl Store {
                 id: r.get(0),
                 tenant: r.get(1),
                 from: r.get(2),
+                rules_version: r.get(3),
             })
             .collect())
     }
@@ -290,6 +396,19 @@ impl Store {
         let batch_seq: i64 = lock.first().map(|r| r.get(1)).unwrap_or_default();
         let rules = rulebooks::load(tx, &tenant_ids).await?;
         let changes = recompute::full(tx, st, &rules, &keys).await?;
+        let cause = match served {
+            Some(request) => format!("rules:{}", request.rules_version),
+            None => "rebuild".to_owned(),
+        };
+        let settled = closing::settle(
+            tx,
+            self.group.as_str(),
+            &changes.months,
+            || Causes::every(cause),
+            now,
+            batch_seq,
+        )
+        .await?;
         let days = DayColumns::of(&changes.days);
         let months = MonthColumns::of(&changes.months);
         let group = self.group.as_str();
@@ -311,6 +430,7 @@ impl Store {
         transaction.commit().await?;
         let mut applied = Applied {
             batch_seq,
+            settled,
             ..Applied::default()
         };
         applied.counts.days_changed = changes.days.len() as u64;

@@ -6,10 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
+use dakoku_rules::v2::calendar::work_date;
 use dakoku_rules::v2::window::{self, Recompute};
-use dakoku_rules::v2::{self as engine, Computed, DayFigures, Month, MonthFigures, Punch};
+use dakoku_rules::v2::{
+    self as engine, Computed, Correction, CorrectionAction, DayFigures, Month, MonthFigures, Punch,
+    Rulebook,
+};
 
 use super::keys::EmployeeKey;
+use super::rows::Loaded;
 use super::rulebooks::TenantRules;
 
 /// A stored day record.
@@ -71,14 +76,66 @@ impl Changes {
     }
 }
 
-/// The incremental recompute of one employee: `punches` are the loaded kept punches (sorted)
-/// the `plan` was made on, for the change at instants `touched`; `stored_days` every stored
+/// The engine's input for `kept` punches and the `voided` ones: raw punches, and corrections
+/// that add (the added punches, voided or not) and void.
+fn engine_input<'a>(
+    kept: &[Punch],
+    voided: impl Iterator<Item = &'a (Punch, Vec<String>)>,
+) -> (Vec<Punch>, Vec<Correction>) {
+    let mut punches = Vec::with_capacity(kept.len());
+    let mut corrections = Vec::new();
+    let mut take = |p: &Punch, corrections: &mut Vec<Correction>| {
+        if p.added {
+            corrections.push(Correction {
+                id: p.id.clone(),
+                action: CorrectionAction::Add {
+                    kind: p.kind,
+                    at: p.at,
+                },
+            });
+        } else {
+            punches.push(p.clone());
+        }
+    };
+    for p in kept {
+        take(p, &mut corrections);
+    }
+    for (p, voids) in voided {
+        take(p, &mut corrections);
+        corrections.extend(voids.iter().map(|id| Correction {
+            id: id.clone(),
+            action: CorrectionAction::Void {
+                target: p.id.clone(),
+            },
+        }));
+    }
+    (punches, corrections)
+}
+
+/// The incremental window's input: the kept punches the plan recomputes, and the voided
+/// punches whose own work date is one of its dates (a voided punch counts only there, marking
+/// it `corrected`, wherever its instant lies).
+fn window_input(
+    book: &Rulebook,
+    loaded: &Loaded,
+    plan: &Recompute,
+) -> (Vec<Punch>, Vec<Correction>) {
+    let (first, last) = plan.dates;
+    let voided_here = |at: i64| (first..=last).contains(&work_date(at, book.at_instant(at)));
+    engine_input(
+        &loaded.kept[plan.punches.clone()],
+        loaded.voided.iter().filter(|(p, _)| voided_here(p.at)),
+    )
+}
+
+/// The incremental recompute of one employee: `loaded` holds the kept punches (sorted) the
+/// `plan` was made on and the voided ones, for the change at instants `touched`; `stored_days` every stored
 /// day of [`window::needed_dates`] of the plan's dates, `stored_months` every stored month of
 /// those days.
 pub(super) fn incremental(
     rules: &TenantRules,
     key: &EmployeeKey,
-    punches: &[Punch],
+    loaded: &Loaded,
     touched: &[i64],
     plan: &Recompute,
     stored_days: &BTreeMap<NaiveDate, StoredDay>,
@@ -89,7 +146,8 @@ pub(super) fn incremental(
     if first > last {
         return Changes::default();
     }
-    let (mut fresh, tapped) = engine::daily_with_taps(book, &punches[plan.punches.clone()], &[]);
+    let (punches, corrections) = window_input(book, loaded, plan);
+    let (mut fresh, tapped) = engine::daily_with_taps(book, &punches, &corrections);
     fresh.retain(|date, _| (first..=last).contains(date));
     let stored: BTreeMap<NaiveDate, DayFigures> = stored_days
         .iter()
@@ -116,16 +174,17 @@ pub(super) fn incremental(
     changes
 }
 
-/// The full recompute of one employee from all their kept punches, against every stored day
-/// and month of theirs.
+/// The full recompute of one employee from all their punches and corrections, against every
+/// stored day and month of theirs.
 pub(super) fn full(
     rules: &TenantRules,
     key: &EmployeeKey,
-    punches: &[Punch],
+    loaded: &Loaded,
     stored_days: &BTreeMap<NaiveDate, StoredDay>,
     stored_months: &BTreeMap<Month, StoredMonth>,
 ) -> Changes {
-    let Computed { days, months, .. } = engine::compute(rules.rulebook(), punches, &[]);
+    let (punches, corrections) = engine_input(&loaded.kept, loaded.voided.iter());
+    let Computed { days, months, .. } = engine::compute(rules.rulebook(), &punches, &corrections);
     let mut changes = Changes::default();
     let dates: BTreeSet<NaiveDate> = days.keys().chain(stored_days.keys()).copied().collect();
     for date in dates {

@@ -53,6 +53,8 @@
 //! - `batch`: one batch's transaction, round trip by round trip.
 //! - `resolve`: which verdict counts (unit-tested case by case).
 //! - `rulebooks`: each tenant's rules as the engine reads them.
+//! - `corrections`: corrections stored exactly once and their employees recomputed.
+//! - `closing`: closed months in a write: adjustments instead of new month records.
 //! - `requests`: recompute requests of rules changes, served by the consumer.
 //! - `recompute`: loading the windows a batch recomputes (or whole histories) and the stored
 //!   records around them.
@@ -66,8 +68,10 @@
 //! - `outcome`: what a batch or recompute did ([`Applied`], [`Recomputed`]).
 
 mod batch;
+mod closing;
 mod columns;
 mod connection;
+mod corrections;
 mod figures;
 mod keys;
 pub mod marker;
@@ -90,7 +94,7 @@ pub use self::requests::RecomputeRequest;
 pub use self::rows::{figures_of, month_figures_of};
 pub use self::sql::{figure_columns, month_columns};
 pub use crate::counts::Counts;
-pub use crate::decode::Incoming;
+pub use crate::decode::{Incoming, IncomingCorrection};
 /// The order of verdicts of one punch (shared with recheck and audit).
 pub use dakoku_schemas::VerdictKey;
 

@@ -7,6 +7,7 @@ use dakoku_schemas::{
     AttendanceDay, EmployeeId, MonthlyAttendance, MonthlyRecordKind, TenantId, to_epoch_days,
 };
 
+use super::closing::Settled;
 use super::figures::{Changes, DayWrite, MonthWrite};
 use crate::counts::Counts;
 
@@ -21,6 +22,8 @@ pub struct Applied {
     pub offsets: BTreeMap<i32, i64>,
     /// Counts of what happened to the records.
     pub counts: Counts,
+    /// Closed months among the changed ones, and the adjustments they made.
+    pub(crate) settled: Settled,
 }
 
 impl Applied {
@@ -33,12 +36,16 @@ impl Applied {
             .collect()
     }
 
-    /// The changed months as published on `payroll.monthly.<group>`, computed at `now`.
+    /// The records published on `payroll.monthly.<group>`, computed at `now`: the changed
+    /// months that are open, and the adjustments of the closed ones (whose records stay as
+    /// paid).
     pub fn changed_months(&self, now: DateTime<Utc>) -> Vec<MonthlyAttendance> {
         self.changes
             .months
             .iter()
+            .filter(|m| !self.settled.closed.contains(&(m.key.clone(), m.month)))
             .map(|m| month_record(m, now))
+            .chain(self.settled.adjustments.iter().cloned())
             .collect()
     }
 }
@@ -97,7 +104,7 @@ pub(super) fn day_record(d: &DayWrite, now: DateTime<Utc>) -> AttendanceDay {
         within_statutory_seconds: Some(f.within_statutory_seconds),
         corrected: f.corrected,
         rules_version: Some(d.rules_version),
-        correction_ids: Vec::new(),
+        correction_ids: f.correction_ids.clone(),
     }
 }
 

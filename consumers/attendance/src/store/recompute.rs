@@ -5,15 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use dakoku_rules::v2::Month;
 use dakoku_rules::v2::window::{Recompute, needed_dates, pairing_gap, plan};
-use dakoku_rules::v2::{Month, Punch};
 use tokio_postgres::{Row, Transaction};
 
 use super::StoreError;
 use super::figures::{self, Changes, StoredDay, StoredMonth};
 use super::keys::{DateRanges, EmployeeKey, Ranges, Touch};
 use super::pipeline::{Pending, pipelined};
-use super::rows;
+use super::rows::{self, Loaded};
 use super::rulebooks::TenantRules;
 use super::sql::Statements;
 
@@ -70,7 +70,7 @@ pub(super) async fn incremental(
     }
     let started = std::time::Instant::now();
     let mut rounds = 0;
-    let mut planned: Vec<(Waiting, Vec<Punch>, Recompute)> = Vec::new();
+    let mut planned: Vec<(Waiting, Loaded, Recompute)> = Vec::new();
     // Each round widens the window; the last loads the whole history, which always plans.
     for widen in [1i64, 8, 0] {
         if pending.is_empty() {
@@ -107,7 +107,7 @@ pub(super) async fn incremental(
                 last.is_none_or(|t| t <= to),
             );
             let book = rules_of(rules, &p.key).rulebook();
-            match plan(book, &loaded, &p.added, &p.removed, complete) {
+            match plan(book, &loaded.kept, &p.added, &p.removed, complete) {
                 Some(recompute) => planned.push((p, loaded, recompute)),
                 None => still.push(p),
             }
@@ -191,13 +191,13 @@ pub(super) async fn full(
 
 type Bounds = HashMap<i64, (Option<i64>, Option<i64>)>;
 
-/// Each employee's counting punches in its instant range, and the instants of its first and
-/// last counting punch; keyed by the employee's 1-based index in `ranges`.
+/// Each employee's punches in its instant range (kept and voided, added ones included), and the
+/// instants of its first and last counting punch; keyed by the employee's 1-based index in `ranges`.
 async fn load_windows(
     tx: &Transaction<'_>,
     st: &Statements,
     ranges: &BTreeMap<EmployeeKey, (i64, i64)>,
-) -> Result<(HashMap<i64, Vec<Punch>>, Bounds), StoreError> {
+) -> Result<(HashMap<i64, Loaded>, Bounds), StoreError> {
     let params = &Ranges::of(ranges);
     let round: Vec<Pending<'_>> = vec![
         Box::pin(async move {

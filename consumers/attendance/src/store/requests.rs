@@ -16,10 +16,12 @@ pub struct RecomputeRequest {
     pub tenant: String,
     /// The first work date the change can alter.
     pub from: NaiveDate,
+    /// The rules version recorded (the cause of the adjustments it makes).
+    pub rules_version: i64,
 }
 
 /// The group's pending requests, oldest first.
-pub(super) const SQL_PENDING: &str = "SELECT r.request_id, r.tenant_id, r.from_date \
+pub(super) const SQL_PENDING: &str = "SELECT r.request_id, r.tenant_id, r.from_date, r.rules_version \
      FROM attendance_recompute_requests r JOIN tenants t ON t.tenant_id = r.tenant_id \
      WHERE t.group_id = $1 ORDER BY r.request_id";
 

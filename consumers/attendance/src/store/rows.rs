@@ -85,26 +85,44 @@ pub(super) fn load_states<'a>(
     states
 }
 
-/// Rows of `index, punch_id, seq, kind, at` as each index's punches, sorted as pairing reads
-/// them (the engine takes whole seconds).
-pub(super) fn punches_by_index(rows: &[Row]) -> HashMap<i64, Vec<Punch>> {
-    let mut out: HashMap<i64, Vec<Punch>> = HashMap::new();
+/// One employee's punches loaded for a recompute, as the engine reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Loaded {
+    /// Raw and added punches that count, sorted as pairing reads them.
+    pub(crate) kept: Vec<Punch>,
+    /// Voided punches with the ids of the corrections voiding them.
+    pub(crate) voided: Vec<(Punch, Vec<String>)>,
+}
+
+/// Rows of `index, id, seq, kind, at, added, void ids` as each index's punches (the engine
+/// takes whole seconds).
+pub(super) fn punches_by_index(rows: &[Row]) -> HashMap<i64, Loaded> {
+    let mut out: HashMap<i64, Loaded> = HashMap::new();
     for row in rows {
         let Some(kind) = parse_kind(row.get(3)) else {
             continue;
         };
         let id: Uuid = row.get(1);
         let seq: i64 = row.get(2);
-        out.entry(row.get(0)).or_default().push(Punch {
+        let punch = Punch {
             id: id.to_string(),
             seq: u64::try_from(seq).unwrap_or(0),
             kind,
             at: row.get::<_, DateTime<Utc>>(4).timestamp(),
-            added: false,
-        });
+            added: row.get(5),
+        };
+        let voids: Vec<String> = row.get(6);
+        let loaded = out.entry(row.get(0)).or_default();
+        if voids.is_empty() {
+            loaded.kept.push(punch);
+        } else {
+            loaded.voided.push((punch, voids));
+        }
     }
-    for punches in out.values_mut() {
-        punches.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
+    for loaded in out.values_mut() {
+        loaded
+            .kept
+            .sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
     }
     out
 }
@@ -127,6 +145,7 @@ pub fn figures_of(row: &Row, first: usize) -> DayFigures {
         within_statutory_seconds: row.get(first + 9),
         punch_count: i64::from(row.get::<_, i32>(first + 10)),
         corrected: row.get(first + 11),
+        correction_ids: row.get(first + 12),
     }
 }
 
@@ -223,4 +242,33 @@ pub(super) fn unpublished_month(row: &Row) -> Option<(MonthlyAttendance, i64)> {
         rules_version: row.get(7),
     };
     Some((month_record(&write, row.get(6)), row.get(8)))
+}
+
+/// A row of `sql::unpublished_adjustments` as the adjustment to publish and its batch
+/// sequence; `None` for a month text this build cannot read.
+pub(super) fn unpublished_adjustment(row: &Row) -> Option<(MonthlyAttendance, i64)> {
+    let figures = month_figures_of(row, 9);
+    let after = 9 + dakoku_rules::v2::figures::MONTH_FIELDS.len();
+    let write = MonthWrite {
+        key: EmployeeKey {
+            tenant: row.get(0),
+            employee: row.get(1),
+        },
+        month: Month::parse(row.get(2))?,
+        first_day: row.get(3),
+        last_day: row.get(4),
+        figures: figures.clone(),
+        revision: row.get(5),
+        rules_version: row.get(7),
+    };
+    let export: String = row.get(after);
+    let record = super::closing::adjustment_record(
+        &write,
+        &figures,
+        row.get(5),
+        &export,
+        row.get(after + 1),
+        row.get(6),
+    );
+    Some((record, row.get(8)))
 }

@@ -77,21 +77,33 @@ const SQL_UPSERT_REJECTIONS: &str = "INSERT INTO punch_rejections (punch_id, ten
      master_data_version = EXCLUDED.master_data_version, checked_at = EXCLUDED.checked_at, \
      source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset";
 const SQL_DELETE_REJECTIONS: &str = "DELETE FROM punch_rejections WHERE punch_id = ANY($1)";
-/// Per employee (`$1` tenants, `$2` employees, `$3`..`$4` instants), its counting punches in
-/// the range, tagged with the employee's index (1-based). `LATERAL .. OFFSET 0` keeps the plan
-/// an index range scan per employee: joined plainly, Postgres sorts and merges the whole table.
-const SQL_WINDOW_PUNCHES: &str = "SELECT k.i, p.punch_id, p.seq, p.kind, p.at \
+/// Per employee (`$1` tenants, `$2` employees, `$3`..`$4` instants), what counts in the range,
+/// tagged with the employee's index (1-based): its punches that are not withdrawn and its added
+/// punches (corrections `add`: `added` true, `seq` 0), each with the ids of the corrections
+/// voiding it (§4.6). `LATERAL .. OFFSET 0` keeps the plan an index range scan per employee:
+/// joined plainly, Postgres sorts and merges the whole table.
+const SQL_WINDOW_PUNCHES: &str = "SELECT k.i, p.id, p.seq, p.kind, p.at, p.added, \
+     ARRAY(SELECT v.correction_id::text FROM corrections v WHERE v.tenant_id = k.tenant_id \
+     AND v.target_id = p.id AND v.action = 'void' ORDER BY 1) \
      FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) \
      WITH ORDINALITY AS k(tenant_id, employee_id, lo, hi, i) \
-     CROSS JOIN LATERAL (SELECT p.punch_id, p.seq, p.kind, p.at FROM punches p \
-     WHERE p.tenant_id = k.tenant_id AND p.employee_id = k.employee_id \
-     AND p.at >= k.lo AND p.at <= k.hi AND NOT p.withdrawn OFFSET 0) p";
-/// Per employee, the instants of its first and last counting punch (one index probe each).
+     CROSS JOIN LATERAL (SELECT p.punch_id AS id, p.seq, p.kind, p.at, false AS added \
+     FROM punches p WHERE p.tenant_id = k.tenant_id AND p.employee_id = k.employee_id \
+     AND p.at >= k.lo AND p.at <= k.hi AND NOT p.withdrawn \
+     UNION ALL SELECT c.correction_id, 0::bigint, c.kind, c.at, true FROM corrections c \
+     WHERE c.tenant_id = k.tenant_id AND c.employee_id = k.employee_id AND c.action = 'add' \
+     AND c.at >= k.lo AND c.at <= k.hi OFFSET 0) p";
+/// Per employee, the instants of its first and last counting punch or added punch (one index
+/// probe each).
 const SQL_BOUNDS: &str = "SELECT k.i, \
-     (SELECT min(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
+     LEAST((SELECT min(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
       AND p.employee_id = k.employee_id AND NOT p.withdrawn), \
-     (SELECT max(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
-      AND p.employee_id = k.employee_id AND NOT p.withdrawn) \
+      (SELECT min(c.at) FROM corrections c WHERE c.tenant_id = k.tenant_id \
+      AND c.employee_id = k.employee_id AND c.action = 'add')), \
+     GREATEST((SELECT max(p.at) FROM punches p WHERE p.tenant_id = k.tenant_id \
+      AND p.employee_id = k.employee_id AND NOT p.withdrawn), \
+      (SELECT max(c.at) FROM corrections c WHERE c.tenant_id = k.tenant_id \
+      AND c.employee_id = k.employee_id AND c.action = 'add')) \
      FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant_id, employee_id, i)";
 const SQL_MARK: &str = "INSERT INTO attendance_publish_marks (consumer_group, published_batch_seq) \
      VALUES ($1, $2) ON CONFLICT (consumer_group) DO UPDATE SET published_batch_seq = \
@@ -110,16 +122,49 @@ pub(super) fn unpublished_days() -> String {
     )
 }
 
+/// The group's publish mark, for the outbox queries (`$1` group, `$2` consumer group).
+const AFTER_MARK: &str = "batch_seq > COALESCE((SELECT published_batch_seq \
+     FROM attendance_publish_marks WHERE consumer_group = $2), 0)";
+
 /// Months committed after the group's publish mark: `tenant, employee, month, first_day,
-/// last_day, revision, computed_at, rules_version, batch_seq`, then [`month_columns`].
+/// last_day, revision, computed_at, rules_version, batch_seq`, then [`month_columns`]. A closed
+/// month is published as it was paid (`paid_months`), never with its live figures.
 pub(super) fn unpublished_months() -> String {
+    months_to_publish(&format!("m.{AFTER_MARK}"))
+}
+
+/// The months of one batch (`$1` group, `$2` batch_seq), as [`unpublished_months`].
+pub(super) fn months_of_batch() -> String {
+    months_to_publish("m.batch_seq = $2")
+}
+
+fn months_to_publish(filter: &str) -> String {
     format!(
-        "SELECT m.tenant_id, m.employee_id, m.month, m.first_day, m.last_day, m.revision, \
-         m.computed_at, m.rules_version, m.batch_seq, {} FROM attendance_months m \
-         WHERE m.group_id = $1 AND m.batch_seq > COALESCE((SELECT published_batch_seq \
-         FROM attendance_publish_marks WHERE consumer_group = $2), 0) \
-         ORDER BY m.batch_seq",
-        month_columns("m")
+        "SELECT * FROM (SELECT m.tenant_id, m.employee_id, m.month, m.first_day, m.last_day, \
+         m.revision, m.computed_at, m.rules_version, m.batch_seq, {open} \
+         FROM attendance_months m WHERE m.group_id = $1 AND {filter} \
+         AND NOT EXISTS (SELECT 1 FROM closed_months c WHERE c.tenant_id = m.tenant_id \
+         AND c.month = m.month) \
+         UNION ALL SELECT p.tenant_id, p.employee_id, p.month, p.first_day, p.last_day, \
+         p.revision, p.computed_at, p.rules_version, m.batch_seq, {paid} \
+         FROM attendance_months m JOIN paid_months p ON p.tenant_id = m.tenant_id \
+         AND p.employee_id = m.employee_id AND p.month = m.month \
+         WHERE m.group_id = $1 AND {filter}) u ORDER BY batch_seq",
+        open = month_columns("m"),
+        paid = month_columns("p"),
+    )
+}
+
+/// Adjustments committed after the group's publish mark: `tenant, employee, month,
+/// first_day, last_day, seq, computed_at, rules_version, batch_seq`, then [`month_columns`],
+/// then `export_month, causes`.
+pub(super) fn unpublished_adjustments() -> String {
+    format!(
+        "SELECT a.tenant_id, a.employee_id, a.month, a.first_day, a.last_day, a.seq, \
+         a.computed_at, a.rules_version, a.batch_seq, {}, a.export_month, a.causes \
+         FROM attendance_adjustments a WHERE a.group_id = $1 AND a.{AFTER_MARK} \
+         ORDER BY a.batch_seq, a.tenant_id, a.employee_id, a.month, a.seq",
+        month_columns("a")
     )
 }
 
@@ -127,14 +172,14 @@ pub(super) fn unpublished_months() -> String {
 const DAY_EXTRA: [&str; 3] = ["first_in", "last_out", "anomalies"];
 
 /// The columns of a day's figures with table alias `alias`: `first_in, last_out, anomalies`,
-/// then the seconds figures and `punch_count` in [`DAY_FIELDS`] order, then `corrected`
-/// (read back with [`figures_of`](super::figures_of)).
+/// then the seconds figures and `punch_count` in [`DAY_FIELDS`] order, then `corrected` and
+/// `correction_ids` (read back with [`figures_of`](super::figures_of)).
 pub fn figure_columns(alias: &str) -> String {
     DAY_EXTRA
         .iter()
         .copied()
         .chain(DAY_FIELDS.iter().map(|f| f.name))
-        .chain(["corrected"])
+        .chain(["corrected", "correction_ids"])
         .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -180,7 +225,7 @@ fn stored_months() -> String {
 /// The upsert of changed days: `$1` group, `$2` computed_at, `$3` batch_seq, then arrays of
 /// tenant, employee, date, first_in, last_out, anomalies (comma-joined), revision,
 /// rules_version, corrected, the four display minutes, and one `bigint[]` per figure in
-/// [`DAY_FIELDS`] order.
+/// [`DAY_FIELDS`] order, then correction ids (comma-joined).
 fn upsert_days() -> String {
     let columns: Vec<&str> = DAY_FIELDS.iter().map(|f| f.name).collect();
     let n = columns.len();
@@ -200,6 +245,7 @@ fn upsert_days() -> String {
         .map(|i| format!("${}::bigint[]", first + i))
         .collect();
     let names: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
+    let ids = first + n;
     let sets: Vec<String> = columns
         .iter()
         .chain(&[
@@ -208,6 +254,7 @@ fn upsert_days() -> String {
             "night_minutes",
             "overtime_minutes",
             "corrected",
+            "correction_ids",
             "rules_version",
         ])
         .map(|c| format!("{c} = EXCLUDED.{c}"))
@@ -216,13 +263,13 @@ fn upsert_days() -> String {
         "INSERT INTO attendance_days (tenant_id, employee_id, work_date, group_id, first_in, \
          last_out, anomalies, revision, computed_at, batch_seq, rules_version, corrected, \
          worked_minutes, break_minutes, night_minutes, overtime_minutes, double_taps, \
-         {columns}) \
+         {columns}, correction_ids) \
          SELECT u.t, u.e, u.d, $1, u.fi, u.lo, string_to_array(u.a, ','), u.r, $2, $3, u.rv, \
-         u.c, u.wm, u.bm, u.nm, u.om, 0, {values} \
+         u.c, u.wm, u.bm, u.nm, u.om, 0, {values}, string_to_array(u.ci, ',') \
          FROM UNNEST($4::text[], $5::text[], $6::date[], $7::timestamptz[], $8::timestamptz[], \
          $9::text[], $10::bigint[], $11::bigint[], $12::bool[], $13::int[], $14::int[], \
-         $15::int[], $16::int[], {arrays}) \
-         AS u(t, e, d, fi, lo, a, r, rv, c, wm, bm, nm, om, {names}) \
+         $15::int[], $16::int[], {arrays}, ${ids}::text[]) \
+         AS u(t, e, d, fi, lo, a, r, rv, c, wm, bm, nm, om, {names}, ci) \
          ON CONFLICT (tenant_id, employee_id, work_date) DO UPDATE SET \
          group_id = EXCLUDED.group_id, first_in = EXCLUDED.first_in, \
          last_out = EXCLUDED.last_out, anomalies = EXCLUDED.anomalies, {sets}, \

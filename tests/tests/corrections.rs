@@ -1,0 +1,331 @@
+//! Corrections and closed months on the real stack (CONTRACT §4.6, §4.7): a forgotten
+//! clock_out fixed by an added punch and undone by a void, exactly once and reproduced by a
+//! rebuild; a closed month that stays as paid while a late punch makes an adjustment.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use dakoku_e2e::attendance::TestAttendance;
+use dakoku_e2e::recovery::punchctl;
+use dakoku_schemas::{
+    CheckedPunch, Correction, EmployeeId, MonthlyAttendance, MonthlyRecordKind, PunchId, PunchKind,
+    Topic, correction_key, decode, encode,
+};
+use dakoku_testkit::days::read_days;
+use dakoku_testkit::produce::{produce_bytes, produce_checked};
+use dakoku_testkit::read::read_topic;
+use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct World {
+    stack: Stack,
+    group: TestGroup,
+    db: TestDatabase,
+    scenario: Scenario,
+}
+
+impl World {
+    async fn new() -> anyhow::Result<Self> {
+        let stack = Stack::from_env();
+        let group = TestGroup::create(&stack, 3).await?;
+        let db = TestDatabase::create(&stack).await?;
+        let start = NaiveDate::from_ymd_opt(2020, 11, 2).context("date")?;
+        let scenario =
+            Scenario::realistic_week(&format!("t{}", unique_suffix()), &group.group, 1, start, 1)?;
+        scenario.seed(&db).await?;
+        Ok(Self {
+            stack,
+            group,
+            db,
+            scenario,
+        })
+    }
+
+    /// An accepted verdict of the scenario's employee: punch `seq`, `kind` at `local` (Tokyo).
+    fn punch(&self, seq: u64, kind: PunchKind, local: &str) -> anyhow::Result<CheckedPunch> {
+        let at = chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))?;
+        let mut v = self.scenario.punches[0].clone();
+        v.seq = seq;
+        v.punch_id = PunchId::derive(&v.tenant_id, &v.device_id, seq);
+        v.kind = kind;
+        v.at = at.timestamp_millis();
+        v.at_offset_minutes = 540;
+        v.checked_at = v.at + 1_000;
+        Ok(v)
+    }
+
+    fn employee(&self) -> anyhow::Result<EmployeeId> {
+        self.scenario.punches[0]
+            .employee_id
+            .clone()
+            .context("accepted verdicts name their employee")
+    }
+
+    fn add(&self, kind: PunchKind, local: &str) -> anyhow::Result<Correction> {
+        let at = chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))?;
+        Ok(Correction::add(
+            PunchId::random(),
+            self.scenario.punches[0].tenant_id.clone(),
+            self.employee()?,
+            kind,
+            at.timestamp_millis(),
+            "cli:hanako".into(),
+            "forgot to clock out; confirmed with the shift leader".into(),
+            chrono::Utc::now().timestamp_millis(),
+        ))
+    }
+
+    fn void(&self, target: PunchId) -> anyhow::Result<Correction> {
+        Ok(Correction::void(
+            PunchId::random(),
+            self.scenario.punches[0].tenant_id.clone(),
+            self.employee()?,
+            target,
+            "cli:hanako".into(),
+            "entered on the wrong day".into(),
+            chrono::Utc::now().timestamp_millis(),
+        ))
+    }
+
+    async fn submit(&self, correction: &Correction) -> anyhow::Result<()> {
+        let topic = Topic::Corrections(self.group.group.clone()).name();
+        let key = correction_key(&correction.tenant_id, &correction.employee_id);
+        produce_bytes(&self.stack, &topic, &key, Some(&encode(correction)?)).await?;
+        Ok(())
+    }
+
+    fn consumer(&self) -> TestAttendance {
+        TestAttendance::start(&self.stack, &self.db.url, &self.group.group, |_| {})
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        self.db.drop_db().await?;
+        self.group.delete_topics().await
+    }
+}
+
+/// `(worked_seconds, anomalies, corrected, correction_ids, revision)` of a stored day.
+type Seen = (i64, Vec<String>, bool, Vec<String>, i64);
+
+async fn day(db: &TestDatabase, date: &str) -> anyhow::Result<Option<Seen>> {
+    let client = db.client().await?;
+    let date: NaiveDate = date.parse()?;
+    let row = client
+        .query_opt(
+            "SELECT worked_seconds, anomalies, corrected, correction_ids, revision \
+             FROM attendance_days WHERE work_date = $1",
+            &[&date],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let consumer = world.consumer();
+    let clock_in = world.punch(1, PunchKind::ClockIn, "2020-11-04T09:00:00")?;
+    produce_checked(&world.stack, &world.group.group, &[clock_in]).await?;
+    let forgotten = eventually("the day with its missing clock_out", WAIT, || async {
+        day(&world.db, "2020-11-04").await
+    })
+    .await?;
+    assert_eq!(forgotten.0, 0);
+    assert_eq!(forgotten.1, vec!["missing_clock_out".to_owned()]);
+    assert!(!forgotten.2);
+
+    let add = world.add(PunchKind::ClockOut, "2020-11-04T18:00:30")?;
+    world.submit(&add).await?;
+    let fixed = eventually("the added clock_out counted", WAIT, || async {
+        Ok(day(&world.db, "2020-11-04").await?.filter(|d| d.0 > 0))
+    })
+    .await?;
+    let add_id = add.correction_id.to_string();
+    assert_eq!(fixed.0, 9 * 3_600 + 30, "09:00 to 18:00:30, to the second");
+    assert!(fixed.1.contains(&"break_short".to_owned()), "{fixed:?}");
+    assert!(!fixed.1.contains(&"missing_clock_out".to_owned()));
+    assert!(fixed.2, "a day an added punch is assigned to is corrected");
+    assert_eq!(fixed.3, vec![add_id.clone()]);
+
+    // The same correction again (a resent record) changes nothing: the first stands.
+    world.submit(&add).await?;
+    let void = world.void(add.correction_id)?;
+    world.submit(&void).await?;
+    let undone = eventually("the void applied", WAIT, || async {
+        Ok(day(&world.db, "2020-11-04").await?.filter(|d| d.0 == 0))
+    })
+    .await?;
+    assert_eq!(undone.1, vec!["missing_clock_out".to_owned()]);
+    assert!(undone.2, "the voided punch's own date stays corrected");
+    let mut ids = vec![add_id, void.correction_id.to_string()];
+    ids.sort();
+    assert_eq!(undone.3, ids);
+    assert_eq!(
+        undone.4,
+        fixed.4 + 1,
+        "one revision per change, none for the resend"
+    );
+    let client = world.db.client().await?;
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM corrections", &[])
+        .await?
+        .get(0);
+    assert_eq!(stored, 2, "each correction stored once");
+
+    // A rebuild (service stopped) reproduces every day exactly: the corrections count.
+    let before = read_days(&client).await?;
+    consumer.stop().await?;
+    punchctl(
+        &world.stack,
+        &world.db,
+        &["rebuild", "--group", world.group.group.as_str()],
+    )
+    .await?;
+    let after = read_days(&client).await?;
+    assert_eq!(before, after);
+    world.finish().await
+}
+
+/// The latest record per key of the group's `payroll.monthly` topic, read until `until`.
+async fn monthly(
+    world: &World,
+    mut until: impl FnMut(&BTreeMap<String, MonthlyAttendance>) -> bool,
+) -> anyhow::Result<BTreeMap<String, MonthlyAttendance>> {
+    let topic = Topic::PayrollMonthly(world.group.group.clone()).name();
+    let mut latest: BTreeMap<String, MonthlyAttendance> = BTreeMap::new();
+    read_topic(&world.stack, &topic, WAIT, |record| {
+        if let Ok(month) = decode::<MonthlyAttendance>(&record.payload) {
+            latest.insert(record.key.clone(), month);
+        }
+        until(&latest)
+    })
+    .await?;
+    Ok(latest)
+}
+
+/// Closes a month as `punchctl close` does (the admin crate's statements are tested with it):
+/// the history row, the closed month and the paid snapshot, under the consumer group's lock.
+async fn close(world: &World, month: &str) -> anyhow::Result<()> {
+    let mut client = world.db.client().await?;
+    let tx = client.transaction().await?;
+    let tenant = world.scenario.tenant.as_str();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("attendance.{}", world.group.group)],
+    )
+    .await?;
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO month_closings (tenant_id, month, action, actor) \
+             VALUES ($1, $2, 'close', 'cli:test') RETURNING closing_id",
+            &[&tenant, &month],
+        )
+        .await?
+        .get(0);
+    tx.execute(
+        "INSERT INTO closed_months (tenant_id, month, closing_id) VALUES ($1, $2, $3)",
+        &[&tenant, &month, &id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO paid_months SELECT tenant_id, employee_id, month, group_id, first_day, \
+         last_day, days_worked, anomaly_days, worked_seconds, break_seconds, night_seconds, \
+         holiday_seconds, within_statutory_seconds, overtime_seconds, overtime_over60_seconds, \
+         worked_minutes, overtime_minutes, overtime_over60_minutes, night_minutes, \
+         holiday_minutes, rules_version, revision, computed_at, $3 \
+         FROM attendance_months WHERE tenant_id = $1 AND month = $2",
+        &[&tenant, &month, &id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let consumer = world.consumer();
+    let november = [
+        world.punch(1, PunchKind::ClockIn, "2020-11-04T09:00:00")?,
+        world.punch(2, PunchKind::ClockOut, "2020-11-04T17:00:00")?,
+    ];
+    produce_checked(&world.stack, &world.group.group, &november).await?;
+    let employee = world.employee()?;
+    let key = format!("{}/{}/2020-11", world.scenario.tenant, employee);
+    let paid = monthly(&world, |m| {
+        m.get(&key).is_some_and(|m| m.worked_seconds == 8 * 3_600)
+    })
+    .await?;
+    let paid_revision = paid[&key].revision;
+    close(&world, "2020-11").await?;
+    eventually("the close served", WAIT, || async {
+        let client = world.db.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM month_closings WHERE served_at IS NOT NULL",
+                &[],
+            )
+            .await?;
+        Ok((row.get::<_, i64>(0) == 1).then_some(()))
+    })
+    .await?;
+
+    // A late punch pair for another November day: the day and the live month change, the
+    // paid month does not; an adjustment carries the difference into December's export.
+    let late = [
+        world.punch(3, PunchKind::ClockIn, "2020-11-05T09:00:00")?,
+        world.punch(4, PunchKind::ClockOut, "2020-11-05T10:30:00")?,
+    ];
+    produce_checked(&world.stack, &world.group.group, &late).await?;
+    let adjustment_key = format!("{key}/adjustment/1");
+    let seen = monthly(&world, |m| {
+        m.contains_key(&adjustment_key) && m.contains_key(&key)
+    })
+    .await?;
+    let adjustment = &seen[&adjustment_key];
+    assert_eq!(adjustment.record, MonthlyRecordKind::Adjustment);
+    assert_eq!(adjustment.month, "2020-11");
+    assert_eq!(adjustment.export_month.as_deref(), Some("2020-12"));
+    assert_eq!(adjustment.worked_seconds, 5_400);
+    assert_eq!(adjustment.days_worked, 1);
+    assert_eq!(adjustment.worked_minutes, 90);
+    assert!(
+        adjustment
+            .causes
+            .iter()
+            .any(|c| c == &format!("punch:{}", late[0].punch_id)),
+        "{:?}",
+        adjustment.causes
+    );
+    let month = &seen[&key];
+    assert_eq!(month.record, MonthlyRecordKind::Month);
+    assert_eq!(
+        month.worked_seconds,
+        8 * 3_600,
+        "the paid month stays as paid"
+    );
+    assert_eq!(month.revision, paid_revision);
+    let client = world.db.client().await?;
+    let live: i64 = client
+        .query_one(
+            "SELECT worked_seconds FROM attendance_months WHERE month = '2020-11'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(live, 8 * 3_600 + 5_400, "the live month has every day");
+    let stored: (i64, String) = client
+        .query_one(
+            "SELECT worked_seconds, export_month FROM attendance_adjustments WHERE seq = 1",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))?;
+    assert_eq!(stored, (5_400, "2020-12".to_owned()));
+
+    consumer.stop().await?;
+    world.finish().await
+}
