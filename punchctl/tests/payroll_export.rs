@@ -94,7 +94,7 @@ const HEADER: &str = "tenant_id,month,kind,employee_id,employee_name,first_day,l
 days_worked,anomaly_days,worked_minutes,overtime_minutes,overtime_over60_minutes,\
 within_statutory_minutes,night_minutes,holiday_minutes,break_minutes,worked_seconds,\
 overtime_seconds,overtime_over60_seconds,within_statutory_seconds,night_seconds,\
-holiday_seconds,break_seconds,rules_version,revision\n";
+holiday_seconds,break_seconds,rules_version,revision,adjusted_month,adjustment_seq,causes\n";
 
 #[tokio::test]
 async fn the_csv_is_the_months_records_as_stored() -> anyhow::Result<()> {
@@ -172,9 +172,9 @@ async fn the_csv_is_the_months_records_as_stored() -> anyhow::Result<()> {
         csv,
         format!(
             "{HEADER}\
-             acme,2026-12,month,E1,Suzuki Ichiro,2026-11-21,2026-12-20,1,0,479,0,0,23,0,0,59,28770,0,0,1438,0,0,3596,2,1\n\
-             acme,2026-12,month,E10,,2026-11-21,2026-12-20,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,1\n\
-             acme,2026-12,month,E2,\"Sato, \"\"Hana\"\" Hanako\",2026-11-21,2026-12-20,21,2,12000,4200,600,600,420,480,1500,720059,252059,36000,36002,25830,28800,90007,2,3\n"
+             acme,2026-12,month,E1,Suzuki Ichiro,2026-11-21,2026-12-20,1,0,479,0,0,23,0,0,59,28770,0,0,1438,0,0,3596,2,1,,,\n\
+             acme,2026-12,month,E10,,2026-11-21,2026-12-20,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,1,,,\n\
+             acme,2026-12,month,E2,\"Sato, \"\"Hana\"\" Hanako\",2026-11-21,2026-12-20,21,2,12000,4200,600,600,420,480,1500,720059,252059,36000,36002,25830,28800,90007,2,3,,,\n"
         )
     );
     assert_eq!(
@@ -255,6 +255,103 @@ async fn an_unknown_tenant_and_the_v1_rounding_flags_are_refused_by_name() -> an
             .to_string()
             .contains("--month \"2026-13\" is not YYYY-MM"),
         "{bad_month}"
+    );
+    db.drop_db().await
+}
+
+#[tokio::test]
+async fn a_closed_month_exports_as_paid_and_its_adjustments_go_with_the_next_month()
+-> anyhow::Result<()> {
+    let db = acme(&Stack::from_env()).await?;
+    // November as paid: 20 days, 160 h; closed.
+    let paid = ("acme", "E1", "2026-11", 20, 0, [576_000, 0, 0, 0, 0], [0; 4], 5);
+    insert(&db, paid).await?;
+    let client = db.client().await?;
+    let closing: i64 = client
+        .query_one(
+            "INSERT INTO month_closings (tenant_id, month, action, actor) \
+             VALUES ('acme', '2026-11', 'close', 'cli:test') RETURNING closing_id",
+            &[],
+        )
+        .await?
+        .get(0);
+    client
+        .execute(
+            "INSERT INTO closed_months (tenant_id, month, closing_id) VALUES ('acme', '2026-11', $1)",
+            &[&closing],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO paid_months SELECT tenant_id, employee_id, month, group_id, first_day, \
+             last_day, days_worked, anomaly_days, worked_seconds, break_seconds, night_seconds, \
+             holiday_seconds, within_statutory_seconds, overtime_seconds, \
+             overtime_over60_seconds, worked_minutes, overtime_minutes, \
+             overtime_over60_minutes, night_minutes, holiday_minutes, rules_version, revision, \
+             computed_at, $1 FROM attendance_months WHERE month = '2026-11'",
+            &[&closing],
+        )
+        .await?;
+    // Then a late day: the live month grows by 1 h 30 min and 30 s; the consumer records the
+    // difference as adjustment 1, paid with December. A superseded one stays out.
+    client
+        .execute(
+            "UPDATE attendance_months SET days_worked = 21, worked_seconds = 581430, \
+             within_statutory_seconds = 28800 + 30, worked_minutes = 9690, revision = 6 \
+             WHERE month = '2026-11'",
+            &[],
+        )
+        .await?;
+    for (seq, superseded) in [(1i64, false), (2, true)] {
+        client
+            .execute(
+                "INSERT INTO attendance_adjustments (tenant_id, employee_id, month, seq, \
+                 group_id, export_month, causes, first_day, last_day, days_worked, \
+                 anomaly_days, worked_seconds, break_seconds, night_seconds, holiday_seconds, \
+                 within_statutory_seconds, overtime_seconds, overtime_over60_seconds, \
+                 worked_minutes, overtime_minutes, overtime_over60_minutes, night_minutes, \
+                 holiday_minutes, rules_version, computed_at, batch_seq, superseded_at) \
+                 VALUES ('acme', 'E1', '2026-11', $1, 'g1', '2026-12', \
+                 ARRAY['punch:p1', 'correction:c1'], '2026-10-21', '2026-11-20', 1, 0, 5430, \
+                 0, 0, 0, 30, 0, 0, 90, 0, 0, 0, 0, 2, now(), 7, \
+                 CASE WHEN $2 THEN now() END)",
+                &[&seq, &superseded],
+            )
+            .await?;
+    }
+
+    let (november, _) = punchctl(
+        &db,
+        &[
+            "payroll", "export", "--tenant", "acme", "--month", "2026-11",
+        ],
+    )
+    .await?;
+    assert_eq!(
+        november,
+        format!(
+            "{HEADER}\
+             acme,2026-11,month,E1,Suzuki Ichiro,2026-10-21,2026-11-20,20,0,9600,0,0,480,0,0,1200,576000,0,0,28800,0,0,72000,2,5,,,\n"
+        ),
+        "the closed month as paid, not as it is now"
+    );
+    let (december, summary) = punchctl(
+        &db,
+        &[
+            "payroll", "export", "--tenant", "acme", "--month", "2026-12",
+        ],
+    )
+    .await?;
+    assert_eq!(
+        december,
+        format!(
+            "{HEADER}\
+             acme,2026-12,adjustment,E1,Suzuki Ichiro,2026-10-21,2026-11-20,1,0,90,0,0,0,0,0,0,5430,0,0,30,0,0,0,2,1,2026-11,1,punch:p1;correction:c1\n"
+        )
+    );
+    assert_eq!(
+        summary,
+        "payroll acme 2026-12: 0 employees, 0 days with anomalies, 1 adjustments of closed months\n"
     );
     db.drop_db().await
 }

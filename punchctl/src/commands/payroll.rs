@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::Subcommand;
 use dakoku_schemas::TenantId;
 
-use crate::ops::payroll::{Month, PayrollError, export, write_csv};
+use crate::ops::payroll::{Month, PayrollError, RowKind, export, write_csv};
 
 /// The `payroll` verbs.
 #[derive(Debug, Subcommand)]
@@ -74,11 +74,18 @@ pub async fn run(
                 }
                 None => write_csv(out, &tenant, month, &rows)?,
             }
-            let anomalies: i64 = rows.iter().map(|r| r.anomaly_days).sum();
+            let months: Vec<_> = rows.iter().filter(|r| r.kind == RowKind::Month).collect();
+            let anomalies: i64 = months.iter().map(|r| r.anomaly_days).sum();
+            let adjustments = rows.len() - months.len();
             writeln!(
                 err,
-                "payroll {tenant} {month}: {} employees, {anomalies} days with anomalies{}",
-                rows.len(),
+                "payroll {tenant} {month}: {} employees, {anomalies} days with anomalies{}{}",
+                months.len(),
+                if adjustments > 0 {
+                    format!(", {adjustments} adjustments of closed months")
+                } else {
+                    String::new()
+                },
                 output
                     .map(|p| format!(", written to {}", p.display()))
                     .unwrap_or_default()
