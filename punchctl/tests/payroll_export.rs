@@ -264,7 +264,16 @@ async fn a_closed_month_exports_as_paid_and_its_adjustments_go_with_the_next_mon
 -> anyhow::Result<()> {
     let db = acme(&Stack::from_env()).await?;
     // November as paid: 20 days, 160 h; closed.
-    let paid = ("acme", "E1", "2026-11", 20, 0, [576_000, 0, 0, 0, 0], [0; 4], 5);
+    let paid = (
+        "acme",
+        "E1",
+        "2026-11",
+        20,
+        0,
+        [576_000, 0, 0, 0, 0],
+        [0; 4],
+        5,
+    );
     insert(&db, paid).await?;
     let client = db.client().await?;
     let closing: i64 = client

@@ -3,6 +3,7 @@
 //! rebuild; a closed month that stays as paid while a late punch makes an adjustment.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,6 +18,7 @@ use dakoku_testkit::days::read_days;
 use dakoku_testkit::produce::{produce_bytes, produce_checked};
 use dakoku_testkit::read::read_topic;
 use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use punchctl::audit::{AuditRequest, NoProgress};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -174,6 +176,20 @@ async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> an
         .await?
         .get(0);
     assert_eq!(stored, 2, "each correction stored once");
+
+    // The audit recomputes with the stored corrections: the corrected day agrees.
+    let request = AuditRequest::new(
+        &world.stack.brokers,
+        &world.db.url,
+        world.group.group.clone(),
+    );
+    let report = punchctl::audit::run(&request, Arc::new(NoProgress)).await?;
+    assert_eq!(report.days.checked, 1);
+    assert_eq!(
+        report.days.differing.count, 0,
+        "{:?}",
+        report.days.differing
+    );
 
     // A rebuild (service stopped) reproduces every day exactly: the corrections count.
     let before = read_days(&client).await?;

@@ -404,7 +404,10 @@ mod tests {
         let text = String::from_utf8(out).expect("utf8");
         let line = text.lines().nth(1).expect("a row");
         assert!(line.starts_with("acme,2026-12,adjustment,E1,"), "{line}");
-        assert!(line.ends_with(",2026-11,2,punch:p1;correction:c1"), "{line}");
+        assert!(
+            line.ends_with(",2026-11,2,punch:p1;correction:c1"),
+            "{line}"
+        );
         assert!(line.contains(",-1,1,-90,"), "{line}");
         assert_eq!(line.split(',').count(), HEADER.len());
     }
@@ -419,7 +422,10 @@ mod tests {
             for diff in -150..150 {
                 if before + diff >= 0 {
                     let paid = before.div_euclid(60);
-                    assert_eq!(paid + adjustment_minutes(before, diff), (before + diff) / 60);
+                    assert_eq!(
+                        paid + adjustment_minutes(before, diff),
+                        (before + diff) / 60
+                    );
                 }
             }
         }

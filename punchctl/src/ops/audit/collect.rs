@@ -15,9 +15,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
-use super::model::{DayRow, EmployeeKey, Log, MonthRow, NONE, Rules, StoredRow};
+use super::model::{CorrectionRow, DayRow, EmployeeKey, Log, MonthRow, NONE, Rules, StoredRow};
 use super::request::{AuditError, AuditProgress, AuditRequest};
 use crate::ops::lag;
+use dakoku_rules::v2::Correction;
 
 /// Rows fetched per round trip when streaming Postgres.
 const FETCH_ROWS: i32 = 5_000;
@@ -381,7 +382,7 @@ impl<'t, T> Cursor<'t, T> {
 pub(crate) async fn for_each_employee(
     tx: &Transaction<'_>,
     request: &AuditRequest,
-    mut on_employee: impl FnMut(&EmployeeKey, &[StoredRow], &[DayRow], &[MonthRow]),
+    mut on_employee: impl FnMut(&EmployeeKey, &[StoredRow], &[DayRow], &[MonthRow], &[Correction]),
 ) -> Result<(), AuditError> {
     let group = request.group.as_str();
     let tenant = request.tenant.as_ref().map(TenantId::as_str);
@@ -389,14 +390,17 @@ pub(crate) async fn for_each_employee(
     let mut punches = Cursor::open(tx, StoredRow::SQL, &params, StoredRow::of).await?;
     let mut days = Cursor::open(tx, &DayRow::sql(), &params, DayRow::of).await?;
     let mut months = Cursor::open(tx, &MonthRow::sql(), &params, MonthRow::of).await?;
+    let mut corrections = Cursor::open(tx, CorrectionRow::SQL, &params, CorrectionRow::of).await?;
     loop {
         punches.fill().await?;
         days.fill().await?;
         months.fill().await?;
+        corrections.fill().await?;
         let candidates = [
             punches.peek().map(StoredRow::employee_key),
             days.peek().map(|d| (d.key.0.clone(), d.key.1.clone())),
             months.peek().map(|m| m.employee.clone()),
+            corrections.peek().map(|c| c.employee.clone()),
         ];
         let Some(key) = candidates.into_iter().flatten().min() else {
             break;
@@ -424,7 +428,14 @@ pub(crate) async fn for_each_employee(
             month_rows.extend(months.pop());
             months.fill().await?;
         }
-        on_employee(&key, &rows, &day_rows, &month_rows);
+        let mut correction_rows = Vec::new();
+        while let Some(c) = corrections.peek()
+            && c.employee == key
+        {
+            correction_rows.extend(corrections.pop().and_then(|c| c.correction));
+            corrections.fill().await?;
+        }
+        on_employee(&key, &rows, &day_rows, &month_rows, &correction_rows);
     }
     Ok(())
 }

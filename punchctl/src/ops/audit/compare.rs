@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use dakoku_rules::v2::figures::{DAY_FIELDS, MONTH_FIELDS};
-use dakoku_rules::v2::{self as engine, DayFigures, Month, MonthFigures, Punch};
+use dakoku_rules::v2::{self as engine, Correction, DayFigures, Month, MonthFigures, Punch};
 use dakoku_schemas::{DeviceId, PunchId, PunchKind, TenantId};
 use uuid::Uuid;
 
@@ -77,7 +77,8 @@ pub(crate) fn judge_checked(request: &AuditRequest, log: &Log, report: &mut Audi
 }
 
 /// One employee: their stored rows against the log (those in the date range), doubled
-/// punches, and their days and months against a full recomputation.
+/// punches, and their days and months against a full recomputation from their counting punches
+/// and stored corrections.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn judge_employee(
     request: &AuditRequest,
@@ -87,6 +88,7 @@ pub(crate) fn judge_employee(
     rows: &[StoredRow],
     days: &[DayRow],
     months: &[MonthRow],
+    corrections: &[Correction],
     rules: &Rules,
 ) {
     let in_scope: Vec<StoredRow> = rows
@@ -97,7 +99,7 @@ pub(crate) fn judge_employee(
     let counting_in_scope = judge_rows(request, log, &mut report.stored, &in_scope);
     let counting: Vec<&StoredRow> = rows.iter().filter(|r| !r.withdrawn).collect();
     judge_doubles(log, &mut report.stored, &counting_in_scope, request.limit);
-    let computed = engine::compute(rules.rulebook(), &punches_of(&counting), &[]);
+    let computed = engine::compute(rules.rulebook(), &punches_of(&counting), corrections);
     judge_days(request, &mut report.days, key, rows, &computed.days, days);
     judge_months(request, &mut report.days, key, &computed.months, months);
 }
@@ -355,6 +357,11 @@ fn differences(stored: &DayFigures, recomputed: &DayFigures) -> Vec<String> {
         "corrected",
         stored.corrected.to_string(),
         recomputed.corrected.to_string(),
+    );
+    field(
+        "correction_ids",
+        format!("[{}]", stored.correction_ids.join(",")),
+        format!("[{}]", recomputed.correction_ids.join(",")),
     );
     out
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use dakoku_rules::v2::calendar::work_date;
-use dakoku_rules::v2::{DayFigures, Month, MonthFigures};
+use dakoku_rules::v2::{Correction, CorrectionAction, DayFigures, Month, MonthFigures};
 use dakoku_schemas::{PunchKind, VerdictKey};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -256,6 +256,48 @@ impl MonthRow {
             first_day: row.get(3),
             last_day: row.get(4),
             figures: dakoku_attendance::store::month_figures_of(row, 5),
+        }
+    }
+}
+
+/// A stored correction (§4.6) as the engine reads it, with its employee.
+#[derive(Debug, Clone)]
+pub(crate) struct CorrectionRow {
+    pub(crate) employee: EmployeeKey,
+    /// `None` for a row this build cannot read (an unknown kind): left out of the recompute,
+    /// so the days it touched show up as differing.
+    pub(crate) correction: Option<Correction>,
+}
+
+impl CorrectionRow {
+    /// The stored corrections of the scope's employees, in the order they were stored.
+    pub(crate) const SQL: &'static str = "SELECT c.tenant_id, c.employee_id, \
+         c.correction_id::text, c.action, c.kind, c.at, c.target_id::text FROM corrections c \
+         WHERE c.group_id = $1 AND ($2::text IS NULL OR c.tenant_id = $2) \
+         ORDER BY c.tenant_id COLLATE \"C\", c.employee_id COLLATE \"C\", c.stored_at, \
+         c.source_partition, c.source_offset";
+
+    pub(crate) fn of(row: &Row) -> Self {
+        let action = || {
+            Some(match row.get::<_, &str>(3) {
+                "add" => CorrectionAction::Add {
+                    kind: PunchKind::ALL
+                        .iter()
+                        .copied()
+                        .find(|k| Some(k.as_str()) == row.get::<_, Option<&str>>(4))?,
+                    at: row.get::<_, Option<DateTime<Utc>>>(5)?.timestamp(),
+                },
+                _ => CorrectionAction::Void {
+                    target: row.get::<_, Option<String>>(6)?,
+                },
+            })
+        };
+        Self {
+            employee: (row.get(0), row.get(1)),
+            correction: action().map(|action| Correction {
+                id: row.get(2),
+                action,
+            }),
         }
     }
 }

@@ -61,7 +61,7 @@ pub async fn run(
     progress.phase("comparing with Postgres", u64::try_from(rows).unwrap_or(0));
     let compared = Instant::now();
     let defaults = Rules::defaults();
-    collect::for_each_employee(&tx, request, |key, rows, days, months| {
+    collect::for_each_employee(&tx, request, |key, rows, days, months, corrections| {
         progress.advance(rows.len() as u64);
         let rules = calendars.get(&key.0).unwrap_or(&defaults);
         compare::judge_employee(
@@ -72,6 +72,7 @@ pub async fn run(
             rows,
             days,
             months,
+            corrections,
             rules,
         );
     })
