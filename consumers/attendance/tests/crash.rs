@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use dakoku_schemas::GroupId;
+use dakoku_schemas::{Correction, GroupId, PunchId, PunchKind, Topic, correction_key, encode};
 use dakoku_testkit::days::{
     latest_daily, punch_counts, rows_as_topic, stored_offsets_total, topic_figures, wait_for_days,
 };
-use dakoku_testkit::produce::produce_checked;
+use dakoku_testkit::produce::{produce_bytes, produce_checked};
 use dakoku_testkit::scenario::resent;
 use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
 use tokio::process::{Child, Command};
@@ -197,6 +197,104 @@ async fn sigterm_mid_batch_commits_the_open_batch_and_exits_cleanly() -> anyhow:
     );
     let log_text = std::fs::read_to_string(&log)?;
     assert!(log_text.contains("stopped"), "{log_text}");
+    let _ = std::fs::remove_file(&log);
+    db.drop_db().await?;
+    group.delete_topics().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_correction_and_restart_applies_it_exactly_once() -> anyhow::Result<()> {
+    let stack = Stack::from_env();
+    let group = TestGroup::create(&stack, 3).await?;
+    let db = TestDatabase::create(&stack).await?;
+    let start = NaiveDate::from_ymd_opt(2020, 11, 30).context("date")?;
+    let scenario =
+        Scenario::realistic_week(&format!("t{}", unique_suffix()), &group.group, 1, start, 5)?;
+    scenario.seed(&db).await?;
+    produce_checked(&stack, &group.group, &scenario.punches).await?;
+    let log = std::env::temp_dir().join(format!("attendance-crash-{}.log", unique_suffix()));
+    let context = || format!("consumer log: {}", log.display());
+    let mut child = spawn(&stack, &db, &group.group, 0, &log)?;
+    wait_for_days(&db, &scenario.expected(), WAIT)
+        .await
+        .with_context(context)?;
+    child.start_kill()?;
+    child.wait().await?;
+
+    // A break start an hour into the first shift: it changes that day's figures.
+    let first = &scenario.punches[0];
+    let employee = first.employee_id.clone().context("an accepted verdict")?;
+    let add = Correction::add(
+        PunchId::random(),
+        first.tenant_id.clone(),
+        employee.clone(),
+        PunchKind::BreakStart,
+        first.at + 3_600_000,
+        "cli:test".into(),
+        "break taken, not punched".into(),
+        first.at,
+    );
+    let id = add.correction_id.to_string();
+    produce_bytes(
+        &stack,
+        &Topic::Corrections(group.group.clone()).name(),
+        &correction_key(&add.tenant_id, &add.employee_id),
+        Some(&encode(&add)?),
+    )
+    .await?;
+    let client = db.client().await?;
+    let revision_before: i64 = client
+        .query_one(
+            "SELECT max(revision) FROM attendance_days WHERE employee_id = $1",
+            &[&employee.as_str()],
+        )
+        .await?
+        .get(0);
+
+    // Killed while the correction's transaction is open: nothing of it stays.
+    let mut child = spawn(&stack, &db, &group.group, 3_000, &log)?;
+    wait_mid_batch(&db, &group.group, 0)
+        .await
+        .with_context(context)?;
+    child.start_kill()?;
+    child.wait().await?;
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM corrections", &[])
+        .await?
+        .get(0);
+    assert_eq!(stored, 0, "the killed transaction stored nothing");
+
+    // Restarted: applied once, the day changed once.
+    let mut child = spawn(&stack, &db, &group.group, 0, &log)?;
+    let (revision, ids) = eventually("the correction applied", WAIT, || async {
+        let row = client
+            .query_opt(
+                "SELECT revision, correction_ids FROM attendance_days \
+                 WHERE employee_id = $1 AND $2 = ANY(correction_ids)",
+                &[&employee.as_str(), &id],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<String>>(1))))
+    })
+    .await
+    .with_context(context)?;
+    assert_eq!(ids, vec![id.clone()]);
+    assert!(
+        revision <= revision_before + 1,
+        "changed once: {revision} vs {revision_before}"
+    );
+    let (stored, offsets): (i64, i64) = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM corrections), \
+             (SELECT COALESCE(sum(next_offset), 0)::bigint FROM consumer_offsets \
+              WHERE topic = $1)",
+            &[&Topic::Corrections(group.group.clone()).name()],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))?;
+    assert_eq!((stored, offsets), (1, 1), "stored once, its offset with it");
+    child.start_kill()?;
+    child.wait().await?;
     let _ = std::fs::remove_file(&log);
     db.drop_db().await?;
     group.delete_topics().await
