@@ -19,8 +19,10 @@ pub(super) const SQL_CLEAR_PUNCHES: &str =
     "DELETE FROM punches WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2)";
 pub(super) const SQL_CLEAR_REJECTIONS: &str = "DELETE FROM punch_rejections WHERE source_topic = $1 \
      AND ($2::text IS NULL OR tenant_id = $2)";
-/// Every employee of the scope with a punch, a day or a month row.
+/// Every employee of the scope with a punch, a correction, a day or a month row.
 pub(super) const SQL_SCOPE_EMPLOYEES: &str = "SELECT tenant_id, employee_id FROM punches \
+     WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2) \
+     UNION SELECT tenant_id, employee_id FROM corrections \
      WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2) \
      UNION SELECT tenant_id, employee_id FROM attendance_days \
      WHERE group_id = $1 AND ($2::text IS NULL OR tenant_id = $2) \

@@ -11,7 +11,7 @@ use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
-use super::closing::{self, Causes};
+use super::closing::{self, Causes, ClosedLookup};
 use super::columns::{DayColumns, MonthColumns, PunchWrites};
 use super::figures::Changes;
 use super::keys::{EmployeeKey, Touch};
@@ -93,20 +93,24 @@ impl BatchContext<'_> {
         counts.months_changed += changes.months.len() as u64;
         counts.days_unchanged += changes.unchanged;
         counts.double_taps += changes.double_taps;
-        applied.settled = closing::settle(
+        let lookup = ClosedLookup::of(&changes.months);
+        let closed = self
+            .write_records(
+                tx,
+                &changes,
+                &lookup,
+                &next,
+                published_through,
+                now,
+                applied.batch_seq,
+            )
+            .await?;
+        applied.settled = closing::settle_rows(
             tx,
             self.group.as_str(),
             &changes.months,
+            &closed,
             || batch_causes(&fresh),
-            now,
-            applied.batch_seq,
-        )
-        .await?;
-        self.write_records(
-            tx,
-            &changes,
-            &next,
-            published_through,
             now,
             applied.batch_seq,
         )
@@ -170,16 +174,19 @@ impl BatchContext<'_> {
         Ok(())
     }
 
-    /// The last round trip: the days, the months, the offsets and the publish mark.
+    /// The last round trip: the days, the months, the offsets and the publish mark, with the
+    /// lookup of closed months among the changed ones (whose rows it returns).
+    #[allow(clippy::too_many_arguments)]
     async fn write_records(
         &self,
         tx: &Transaction<'_>,
         changes: &Changes,
+        closed: &ClosedLookup,
         next: &BTreeMap<i32, i64>,
         published_through: Option<i64>,
         now: DateTime<Utc>,
         batch_seq: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Row>, StoreError> {
         let st = self.st;
         let (cg, topic) = (self.consumer_group, self.topic);
         let (parts, offs): (Vec<i32>, Vec<i64>) = next.iter().map(|(p, o)| (*p, *o)).unzip();
@@ -187,7 +194,11 @@ impl BatchContext<'_> {
         let months = MonthColumns::of(&changes.months);
         let (now, batch_seq) = (&now, &batch_seq);
         let group = self.group.as_str();
-        let mut statements: Vec<Pending<'_>> = Vec::with_capacity(4);
+        let mut statements: Vec<Pending<'_>> = Vec::with_capacity(5);
+        let lookup = !changes.months.is_empty();
+        if lookup {
+            statements.push(closed.pending(tx));
+        }
         if !days.is_empty() {
             statements.push(days.upsert(tx, st, group, now, batch_seq));
         }
@@ -204,8 +215,12 @@ impl BatchContext<'_> {
                 async move { tx.query(&st.mark, &[&cg, &seq]).await },
             ));
         }
-        pipelined(statements).await?;
-        Ok(())
+        let results = pipelined(statements).await?;
+        Ok(if lookup {
+            results.into_iter().next().unwrap_or_default()
+        } else {
+            Vec::new()
+        })
     }
 }
 

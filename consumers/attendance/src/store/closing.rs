@@ -14,6 +14,7 @@ use tokio_postgres::Transaction;
 use super::StoreError;
 use super::figures::MonthWrite;
 use super::keys::EmployeeKey;
+use super::pipeline::Pending;
 use super::rows::month_figures_of;
 
 /// Why a write changed an employee's figures, as adjustment causes: `punch:<id>`,
@@ -166,6 +167,34 @@ fn sql_insert_adjustment() -> String {
     )
 }
 
+/// The lookup of which of a write's months are closed (with what was paid and adjusted), as
+/// one statement a caller can pipeline with its writes: it reads nothing they write.
+pub(crate) struct ClosedLookup {
+    sql: String,
+    tenants: Vec<String>,
+    employees: Vec<String>,
+    labels: Vec<String>,
+}
+
+impl ClosedLookup {
+    pub(crate) fn of(months: &[MonthWrite]) -> Self {
+        ClosedLookup {
+            sql: sql_closed(),
+            tenants: months.iter().map(|m| m.key.tenant.clone()).collect(),
+            employees: months.iter().map(|m| m.key.employee.clone()).collect(),
+            labels: months.iter().map(|m| m.month.to_string()).collect(),
+        }
+    }
+
+    /// The statement, to pipeline; its rows go to [`settle_rows`].
+    pub(crate) fn pending<'t>(&'t self, tx: &'t Transaction<'_>) -> Pending<'t> {
+        Box::pin(async move {
+            tx.query(&self.sql, &[&self.tenants, &self.employees, &self.labels])
+                .await
+        })
+    }
+}
+
 /// Settles the closed months among `months` (the write's changed months): stores an adjustment
 /// for each one whose figures now differ from what was paid plus the earlier adjustments, with
 /// `causes`, in batch `batch_seq`.
@@ -177,20 +206,30 @@ pub(crate) async fn settle(
     now: DateTime<Utc>,
     batch_seq: i64,
 ) -> Result<Settled, StoreError> {
-    let mut settled = Settled::default();
     if months.is_empty() {
-        return Ok(settled);
+        return Ok(Settled::default());
     }
-    let tenants: Vec<&str> = months.iter().map(|m| m.key.tenant.as_str()).collect();
-    let employees: Vec<&str> = months.iter().map(|m| m.key.employee.as_str()).collect();
-    let labels: Vec<String> = months.iter().map(|m| m.month.to_string()).collect();
-    let rows = tx
-        .query(&sql_closed(), &[&tenants, &employees, &labels])
-        .await?;
+    let lookup = ClosedLookup::of(months);
+    let rows = lookup.pending(tx).await?;
+    settle_rows(tx, group, months, &rows, causes, now, batch_seq).await
+}
+
+/// As [`settle`], with the rows of the write's [`ClosedLookup`] already read (nothing more is
+/// read or written when none of its months is closed).
+pub(crate) async fn settle_rows(
+    tx: &Transaction<'_>,
+    group: &str,
+    months: &[MonthWrite],
+    rows: &[tokio_postgres::Row],
+    causes: impl FnOnce() -> Causes,
+    now: DateTime<Utc>,
+    batch_seq: i64,
+) -> Result<Settled, StoreError> {
+    let mut settled = Settled::default();
     if rows.is_empty() {
         return Ok(settled);
     }
-    let mut distinct: Vec<&str> = tenants.clone();
+    let mut distinct: Vec<&str> = months.iter().map(|m| m.key.tenant.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
     let mut closed_of: HashMap<String, HashSet<Month>> = HashMap::new();
@@ -202,7 +241,7 @@ pub(crate) async fn settle(
     let causes = causes();
     let n = MONTH_FIELDS.len();
     let insert = sql_insert_adjustment();
-    for row in &rows {
+    for row in rows {
         let index: i64 = row.get(0);
         let Some(write) = usize::try_from(index - 1).ok().and_then(|i| months.get(i)) else {
             continue;

@@ -25,9 +25,10 @@ pub(super) const SQL_PENDING: &str = "SELECT r.request_id, r.tenant_id, r.from_d
      FROM attendance_recompute_requests r JOIN tenants t ON t.tenant_id = r.tenant_id \
      WHERE t.group_id = $1 ORDER BY r.request_id";
 
-/// Every employee of a tenant with a punch, a day or a month.
+/// Every employee of a tenant with a punch, a correction, a day or a month.
 pub(super) const SQL_TENANT_EMPLOYEES: &str = "SELECT employee_id FROM punches \
-     WHERE tenant_id = $1 UNION SELECT employee_id FROM attendance_days WHERE tenant_id = $1 \
+     WHERE tenant_id = $1 UNION SELECT employee_id FROM corrections WHERE tenant_id = $1 \
+     UNION SELECT employee_id FROM attendance_days WHERE tenant_id = $1 \
      UNION SELECT employee_id FROM attendance_months WHERE tenant_id = $1 ORDER BY 1";
 
 /// Served: gone (requests of the same tenant up to this one are covered too).
