@@ -202,6 +202,21 @@ async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> an
     .await?;
     let after = read_days(&client).await?;
     assert_eq!(before, after);
+
+    // A correction lost from Postgres is reported, and so is the day it leaves wrong.
+    client
+        .execute(
+            "DELETE FROM corrections WHERE correction_id = $1",
+            &[void.correction_id.as_uuid()],
+        )
+        .await?;
+    let report = punchctl::audit::run(&request, Arc::new(NoProgress)).await?;
+    assert_eq!(report.corrections.missing.count, 1);
+    assert_eq!(
+        report.corrections.missing.examples[0].correction_id,
+        *void.correction_id.as_uuid()
+    );
+    assert_eq!(report.days.differing.count, 1);
     world.finish().await
 }
 

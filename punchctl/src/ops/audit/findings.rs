@@ -8,6 +8,8 @@ use dakoku_schemas::{GroupId, TenantId};
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use super::corrections::{CorrectionFinding, CorrectionsStage};
+
 /// A count of findings of one kind, with the first few as examples.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Findings<T> {
@@ -234,6 +236,8 @@ pub struct AuditReport {
     pub stored: StoredStage,
     /// attendance days.
     pub days: DaysStage,
+    /// corrections topic -> Postgres corrections.
+    pub corrections: CorrectionsStage,
     /// Limits of what could be verified (e.g. retention), in words.
     pub notes: Vec<String>,
 }
@@ -249,6 +253,7 @@ impl AuditReport {
             + self.stored.doubled.count
             + self.days.differing.count
             + self.days.months_differing.count
+            + self.corrections.problems()
     }
 
     /// Whether nothing is off.

@@ -28,6 +28,11 @@
 //!    (minutes, first in / last out, `punch_count`, anomalies, `double_taps`) is reported with
 //!    both figures. Equal figures also prove the V4 invariant *stored counting punches =
 //!    punch_count + double_taps*.
+//! 4. **corrections** (attendance). Every correction in `punches.corrections.<group>` below the
+//!    consumer's stored offsets must be a row of `corrections`, stored from its first record
+//!    (a resend of the same id changes nothing); **missing**, **misapplied** (stored from a
+//!    later record) and **unexpected** (stored, not in the log) say otherwise; records past the
+//!    offsets are pending. The days stage recomputes with the stored corrections.
 //!
 //! # Consistency under live traffic
 //! The audit reads what was committed when it began and never calls a punch missing because
@@ -56,6 +61,7 @@
 
 mod collect;
 mod compare;
+mod corrections;
 pub mod findings;
 mod model;
 pub mod report;
@@ -63,7 +69,8 @@ pub mod request;
 mod run;
 
 pub use findings::{
-    AuditReport, CheckedStage, DayFinding, DaysStage, Figures, Findings, PunchFinding, StoredStage,
+    AuditReport, CheckedStage, CorrectionFinding, CorrectionsStage, DayFinding, DaysStage, Figures,
+    Findings, PunchFinding, StoredStage,
 };
 pub use report::{exit_code, write_report};
 pub use request::{AuditError, AuditProgress, AuditRequest, NoProgress};

@@ -111,6 +111,30 @@ pub fn write_report(report: &AuditReport, out: &mut dyn Write) -> std::io::Resul
         )?;
     }
     more(out, &d.months_differing)?;
+    let k = &report.corrections;
+    writeln!(
+        out,
+        "  corrections: {} in the log ({} records; {} undecodable; {} not yet applied), {} stored",
+        k.corrections, k.records, k.undecodable, k.pending, k.stored
+    )?;
+    for (label, findings) in [
+        ("corrections missing", &k.missing),
+        ("corrections misapplied", &k.misapplied),
+        ("corrections unexpected", &k.unexpected),
+    ] {
+        writeln!(out, "  {label}: {}", findings.count)?;
+        for f in &findings.examples {
+            let at = f
+                .log_position
+                .map_or_else(|| "-".to_owned(), |(p, o)| format!("{p}@{o}"));
+            writeln!(
+                out,
+                "    {} {} {at}: {}",
+                f.correction_id, f.tenant, f.detail
+            )?;
+        }
+        more(out, findings)?;
+    }
     for note in &report.notes {
         writeln!(out, "  note: {note}")?;
     }
@@ -179,6 +203,7 @@ mod tests {
             checked: CheckedStage::default(),
             stored: StoredStage::default(),
             days: DaysStage::default(),
+            corrections: Default::default(),
             notes: Vec::new(),
         };
         assert!(report.is_clean());

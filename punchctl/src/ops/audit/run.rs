@@ -8,7 +8,8 @@ use chrono::Utc;
 
 use super::collect::{self, KafkaInput};
 use super::compare;
-use super::findings::{AuditReport, CheckedStage, DaysStage, StoredStage};
+use super::corrections;
+use super::findings::{AuditReport, CheckedStage, CorrectionsStage, DaysStage, StoredStage};
 use super::model::{Log, Rules};
 use super::request::{AuditError, AuditProgress, AuditRequest};
 
@@ -44,10 +45,15 @@ pub async fn run(
         replays: snapshot.replays,
     };
     let scan_progress = Arc::clone(&progress);
-    let mut log =
-        tokio::task::spawn_blocking(move || collect::read_log(&input, scan_progress.as_ref()))
-            .await
-            .map_err(|e| AuditError::Task(e.to_string()))??;
+    let corrections_request = request.clone();
+    let (mut log, corrections_log) = tokio::task::spawn_blocking(move || {
+        let log = collect::read_log(&input, scan_progress.as_ref())?;
+        // After the snapshot, like the other topics: the log holds all it stored, and more.
+        let corrections = corrections::read_log(&corrections_request)?;
+        Ok::<_, AuditError>((log, corrections))
+    })
+    .await
+    .map_err(|e| AuditError::Task(e.to_string()))??;
     tracing::info!(
         group = %request.group,
         punches = log.entries.len(),
@@ -77,6 +83,20 @@ pub async fn run(
         );
     })
     .await?;
+    let (stored_corrections, correction_offsets) = corrections::read_stored(&tx, request).await?;
+    report.corrections = corrections::judge(
+        &corrections_log,
+        &stored_corrections,
+        &correction_offsets,
+        request.limit,
+    );
+    if !report.corrections.topic_exists {
+        report.notes.push(format!(
+            "punches.corrections.{} does not exist: no corrections to audit (create it with \
+             `punchctl topics create`)",
+            request.group
+        ));
+    }
     let candidates = compare::unstored_candidates(request, &log, &mut report.stored);
     let elsewhere = collect::stored_elsewhere(&tx, &candidates).await?;
     compare::judge_missing(
@@ -125,6 +145,7 @@ fn empty_report(
         },
         stored: StoredStage::default(),
         days: DaysStage::default(),
+        corrections: CorrectionsStage::default(),
         notes: Vec::new(),
     }
 }
