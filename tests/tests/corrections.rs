@@ -357,6 +357,95 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
         .map(|r| (r.get(0), r.get(1)))?;
     assert_eq!(stored, (5_400, "2020-12".to_owned()));
 
+    // Corrections to the closed month: a half-hour break on the 4th, added as two punches.
+    // They may be applied in one transaction or two (then the first makes an unclosed break);
+    // either way the adjustments after the first add up to exactly that difference and name
+    // the corrections.
+    let start = world.add(PunchKind::BreakStart, "2020-11-04T12:00:00")?;
+    let end = world.add(PunchKind::BreakEnd, "2020-11-04T12:30:00")?;
+    world.submit(&start).await?;
+    world.submit(&end).await?;
+    let later = |m: &BTreeMap<String, MonthlyAttendance>| -> Vec<MonthlyAttendance> {
+        m.iter()
+            .filter(|(k, a)| {
+                k.starts_with(&format!("{key}/adjustment/")) && a.adjustment_seq > Some(1)
+            })
+            .map(|(_, a)| a.clone())
+            .collect()
+    };
+    let seen = monthly(&world, |m| {
+        let later = later(m);
+        later.iter().map(|a| a.worked_seconds).sum::<i64>() == -1_800
+            && later.iter().map(|a| a.break_seconds).sum::<i64>() == 1_800
+    })
+    .await?;
+    let later = later(&seen);
+    let causes: Vec<&String> = later.iter().flat_map(|a| &a.causes).collect();
+    for id in [&start.correction_id, &end.correction_id] {
+        assert!(causes.contains(&&format!("correction:{id}")), "{causes:?}");
+    }
+    assert!(
+        later
+            .iter()
+            .all(|a| a.export_month.as_deref() == Some("2020-12"))
+    );
+
+    // The exports: November as paid; December with the adjustments as rows of their own,
+    // adding up to the month as it is now.
+    let tenant = world.scenario.tenant.as_str();
+    let november = punchctl(
+        &world.stack,
+        &world.db,
+        &[
+            "payroll", "export", "--tenant", tenant, "--month", "2020-11",
+        ],
+    )
+    .await?;
+    let rows: Vec<&str> = november.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{november}");
+    assert!(
+        rows[0].contains(",month,") && rows[0].contains(",28800,"),
+        "{november}"
+    );
+    let december = punchctl(
+        &world.stack,
+        &world.db,
+        &[
+            "payroll", "export", "--tenant", tenant, "--month", "2020-12",
+        ],
+    )
+    .await?;
+    let header: Vec<&str> = december
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .collect();
+    let worked = header
+        .iter()
+        .position(|h| *h == "worked_seconds")
+        .context("worked_seconds column")?;
+    let rows: Vec<Vec<&str>> = december
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 1 + later.len(), "{december}");
+    assert!(
+        rows.iter()
+            .all(|r| r[2] == "adjustment" && r[25] == "2020-11"),
+        "{december}"
+    );
+    let total: i64 = rows
+        .iter()
+        .map(|r| r[worked].parse::<i64>().unwrap_or(i64::MIN))
+        .sum();
+    assert_eq!(
+        28_800 + total,
+        8 * 3_600 + 5_400 - 1_800,
+        "paid + adjustments = now"
+    );
+
     consumer.stop().await?;
     world.finish().await
 }
