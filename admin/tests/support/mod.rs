@@ -178,7 +178,7 @@ impl World {
                  worked_seconds, break_seconds, corrected, correction_ids, rules_version) \
                  VALUES ('acme', $1, $2, $3, \
                  ($2::date + time '09:00') AT TIME ZONE 'Asia/Tokyo', NULL, \
-                 ($4 / 60)::int, 60, 0, 0, 2, $5, 3, '2026-11-04T00:00:00Z', $4, 3600, \
+                 ($4::bigint / 60)::int, 60, 0, 0, 2, $5, 3, '2026-11-04T00:00:00Z', $4::bigint, 3600, \
                  cardinality($6::text[]) > 0, $6, 1)",
                 &[
                     &employee,
@@ -217,5 +217,134 @@ impl World {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The ids of [`World::scenario`]'s rows.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// E1 clock_in 2026-11-03 09:00 JST.
+    pub clock_in: Uuid,
+    /// E1 break_start 12:00 JST, voided.
+    pub break_start: Uuid,
+    /// E1 clock_in 09:00:30 JST, withdrawn (rejected later: not_licensed).
+    pub rejected: Uuid,
+    /// E1 clock_out 2026-11-02 18:00 JST (the day before).
+    pub day_before: Uuid,
+    /// E1's added clock_out 2026-11-03 18:00 JST.
+    pub add: Uuid,
+    /// The void of `break_start`.
+    pub void: Uuid,
+}
+
+impl World {
+    /// E1's 2026-11-03 (Asia/Tokyo) with punches around it, an add, a void and a rejected
+    /// punch; rows that must not show (another employee, days further away, another month);
+    /// day records with anomalies on 2026-11-03 (E1) and 2026-11-10 (E2).
+    pub async fn scenario(&self) -> anyhow::Result<Scenario> {
+        let day_before = self
+            .punch(
+                "E1",
+                1,
+                "clock_out",
+                "2026-11-02T09:00:00Z",
+                "2026-11-02",
+                false,
+            )
+            .await?;
+        let clock_in = self
+            .punch(
+                "E1",
+                2,
+                "clock_in",
+                "2026-11-03T00:00:00Z",
+                "2026-11-03",
+                false,
+            )
+            .await?;
+        let rejected = self
+            .punch(
+                "E1",
+                3,
+                "clock_in",
+                "2026-11-03T00:00:30Z",
+                "2026-11-03",
+                true,
+            )
+            .await?;
+        self.client
+            .execute(
+                "INSERT INTO punch_verdicts (punch_id, tenant_id, verdict, reason, employee_id, \
+                 master_data_version, checked_at) \
+                 VALUES ($1, 'acme', 'rejected', 'not_licensed', 'E1', 2, 0)",
+                &[&rejected],
+            )
+            .await?;
+        let break_start = self
+            .punch(
+                "E1",
+                4,
+                "break_start",
+                "2026-11-03T03:00:00Z",
+                "2026-11-03",
+                false,
+            )
+            .await?;
+        // Two days later, and another employee: not shown.
+        self.punch(
+            "E1",
+            5,
+            "clock_in",
+            "2026-11-05T00:00:00Z",
+            "2026-11-05",
+            false,
+        )
+        .await?;
+        self.punch(
+            "E2",
+            6,
+            "clock_in",
+            "2026-11-03T00:00:00Z",
+            "2026-11-03",
+            false,
+        )
+        .await?;
+        let add = self
+            .stored_add(
+                "E1",
+                "clock_out",
+                "2026-11-03T09:00:00Z",
+                "forgot to clock out",
+                "2026-11-04T01:00:00Z",
+            )
+            .await?;
+        self.stored_add(
+            "E1",
+            "clock_out",
+            "2026-11-20T09:00:00Z",
+            "another day",
+            "2026-11-21T01:00:00Z",
+        )
+        .await?;
+        let void = self
+            .stored_void("E1", break_start, "no break taken", "2026-11-04T02:00:00Z")
+            .await?;
+        let mut ids = vec![add.to_string(), void.to_string()];
+        ids.sort();
+        self.day("E1", "2026-11-03", 28_800, &["missing_clock_out"], &ids)
+            .await?;
+        self.day("E2", "2026-11-10", 30_000, &["break_short"], &[])
+            .await?;
+        self.day("E1", "2026-11-05", 0, &[], &[]).await?;
+        self.day("E1", "2026-10-31", 0, &["missing_clock_in"], &[])
+            .await?;
+        Ok(Scenario {
+            clock_in,
+            break_start,
+            rejected,
+            day_before,
+            add,
+            void,
+        })
     }
 }
