@@ -254,12 +254,9 @@ fn write_figures(out: &mut dyn Write, day: &DayFigures, tz: chrono_tz::Tz) -> st
         },
         String::new(),
     ]);
+    write_table(out, &["figure", "value", ""], &rows)?;
     if !day.correction_ids.is_empty() {
-        rows.push(vec![
-            "corrections".into(),
-            day.correction_ids.join(", "),
-            String::new(),
-        ]);
+        writeln!(out, "corrected by: {}", day.correction_ids.join(", "))?;
     }
-    write_table(out, &["figure", "value", ""], &rows)
+    Ok(())
 }
