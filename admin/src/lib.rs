@@ -170,11 +170,8 @@ impl Admin {
             work_date: date,
             time_zone: stored.time_zone,
             day,
-            punches: punches.into_iter().map(|p| views::punch(p, tz)).collect(),
-            corrections: corrections
-                .into_iter()
-                .map(|c| views::correction(c, tz))
-                .collect(),
+            punches: punches.into_iter().map(|p| p.into_view(tz)).collect(),
+            corrections: corrections.into_iter().map(|c| c.into_view(tz)).collect(),
         })
     }
 
@@ -212,7 +209,7 @@ impl Admin {
                 employee_id: day.employee_id,
                 anomalies: day.anomalies,
                 corrected: day.corrected,
-                punches: punches.into_iter().map(|p| views::punch(p, tz)).collect(),
+                punches: punches.into_iter().map(|p| p.into_view(tz)).collect(),
             });
         }
         Ok(queue)

@@ -8,7 +8,8 @@ use tokio_postgres::{GenericClient, Row, Transaction};
 use uuid::Uuid;
 
 use crate::AdminError;
-use crate::views::{ClosingEvent, DayFigures};
+use crate::format::local_rfc3339;
+use crate::views::{ClosingEvent, CorrectionView, DayFigures, PunchView};
 
 /// A tenant's routing and clock.
 #[derive(Debug, Clone)]
@@ -499,4 +500,46 @@ pub(crate) async fn closings(
             at: row.get(5),
         })
         .collect())
+}
+
+impl PunchRow {
+    /// The row as the views show it, its instant also on the tenant's clock.
+    pub(crate) fn into_view(self, tz: chrono_tz::Tz) -> PunchView {
+        PunchView {
+            punch_id: self.punch_id.to_string(),
+            kind: self.kind,
+            at: self.at,
+            at_local: local_rfc3339(self.at, tz),
+            work_date: self.work_date,
+            device_id: self.device_id,
+            seq: self.seq,
+            verdict: if self.withdrawn {
+                "rejected"
+            } else {
+                "accepted"
+            }
+            .to_owned(),
+            reason: self.reason,
+            withdrawn: self.withdrawn,
+            voided: self.voided,
+        }
+    }
+}
+
+impl CorrectionRow {
+    /// The row as the views show it, an add's instant also on the tenant's clock.
+    pub(crate) fn into_view(self, tz: chrono_tz::Tz) -> CorrectionView {
+        CorrectionView {
+            correction_id: self.correction_id.to_string(),
+            action: self.action,
+            kind: self.kind,
+            at: self.at,
+            at_local: self.at.map(|at| local_rfc3339(at, tz)),
+            target_id: self.target_id.map(|id| id.to_string()),
+            actor: self.actor,
+            reason: self.reason,
+            created_at: self.created_at,
+            voided: self.voided,
+        }
+    }
 }

@@ -195,39 +195,3 @@ pub struct ClosingEvent {
     /// When.
     pub at: DateTime<Utc>,
 }
-
-pub(crate) fn punch(row: crate::sql::PunchRow, tz: chrono_tz::Tz) -> PunchView {
-    PunchView {
-        punch_id: row.punch_id.to_string(),
-        kind: row.kind,
-        at: row.at,
-        at_local: crate::format::local_rfc3339(row.at, tz),
-        work_date: row.work_date,
-        device_id: row.device_id,
-        seq: row.seq,
-        verdict: if row.withdrawn {
-            "rejected"
-        } else {
-            "accepted"
-        }
-        .to_owned(),
-        reason: row.reason,
-        withdrawn: row.withdrawn,
-        voided: row.voided,
-    }
-}
-
-pub(crate) fn correction(row: crate::sql::CorrectionRow, tz: chrono_tz::Tz) -> CorrectionView {
-    CorrectionView {
-        correction_id: row.correction_id.to_string(),
-        action: row.action,
-        kind: row.kind,
-        at: row.at,
-        at_local: row.at.map(|at| crate::format::local_rfc3339(at, tz)),
-        target_id: row.target_id.map(|id| id.to_string()),
-        actor: row.actor,
-        reason: row.reason,
-        created_at: row.created_at,
-        voided: row.voided,
-    }
-}
