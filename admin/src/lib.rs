@@ -38,10 +38,12 @@ pub use views::{
 use produce::Appender;
 use request::Checked;
 
-/// Connections the operations share: a small Postgres pool and the corrections producer.
+/// Connections the operations share: a small Postgres pool and the corrections producer
+/// (made on the first correction, so the reading operations never touch Kafka).
 pub struct Admin {
     pool: Pool,
-    appender: Appender,
+    kafka: KafkaArgs,
+    appender: tokio::sync::OnceCell<Appender>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -56,14 +58,20 @@ impl std::fmt::Debug for Admin {
 const POOL_SIZE: usize = 8;
 
 impl Admin {
-    /// Builds the pool and the producer and checks that Postgres answers (Kafka is reached on
-    /// the first correction).
+    /// Builds the pool, checks that Postgres answers and that the Kafka settings can be used
+    /// (Kafka itself is reached on the first correction).
     pub async fn connect(database_url: &str, kafka: &KafkaArgs) -> Result<Admin, AdminError> {
         let pool = dakoku_store::pool(database_url, POOL_SIZE)
             .map_err(|e| AdminError::invalid("database_url", format!("{e}")))?;
         drop(pool.get().await?);
-        let appender = Appender::new(kafka)?;
-        Ok(Admin { pool, appender })
+        kafka
+            .factory()
+            .map_err(|e| AdminError::invalid("kafka-properties", e.to_string()))?;
+        Ok(Admin {
+            pool,
+            kafka: kafka.clone(),
+            appender: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// Checks `req` against the tenant's data and appends the correction; returns it once
@@ -123,7 +131,11 @@ impl Admin {
         correction
             .check()
             .map_err(|e| AdminError::invalid(e.field, e.problem))?;
-        self.appender.append(&stored.group, &correction).await?;
+        let appender = self
+            .appender
+            .get_or_try_init(|| async { Appender::new(&self.kafka) })
+            .await?;
+        appender.append(&stored.group, &correction).await?;
         Ok(correction)
     }
 

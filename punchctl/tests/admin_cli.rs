@@ -199,6 +199,24 @@ async fn exit_statuses_say_whether_to_fix_the_request_or_retry() -> anyhow::Resu
     let (_, err) = exits(&punchctl(&w, &reopen("again")), 2);
     assert!(err.contains("not closed"), "{err}");
 
+    // Reading needs no Kafka.
+    let show = Command::new(env!("CARGO_BIN_EXE_punchctl"))
+        .args([
+            "attendance",
+            "show",
+            "--tenant",
+            "acme",
+            "--employee",
+            "E1",
+            "--date",
+            "2026-11-03",
+        ])
+        .env("DATABASE_URL", &w.db.url)
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .output()?;
+    let (out, _) = exits(&show, 0);
+    assert!(out.starts_with("acme E1 2026-11-03"), "{out}");
+
     // Postgres unreachable: retry later.
     let down = Command::new(env!("CARGO_BIN_EXE_punchctl"))
         .args(close)
