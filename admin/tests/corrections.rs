@@ -223,3 +223,19 @@ async fn kafka_unreachable_is_unavailable() -> anyhow::Result<()> {
     assert!(started.elapsed() < Duration::from_secs(20));
     w.end().await
 }
+
+#[tokio::test]
+async fn a_closed_month_still_takes_corrections() -> anyhow::Result<()> {
+    let w = support::world(true).await?;
+    w.month("E1", "2026-11", 576_000, 1).await?;
+    w.admin
+        .close_month(&w.tenant, "2026-11", "cli:payroll")
+        .await?;
+    // The consumer turns it into an adjustment of the paid month; here it is only appended.
+    let added = w.admin.submit_correction(&w.tenant, add("E1")).await?;
+    let topic = Topic::Corrections(w.group.clone()).name();
+    let records = read_all(&w.stack, &topic).await?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(decode::<Correction>(&records[0].payload)?, added);
+    w.end().await
+}
