@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::input;
-use crate::routes::OPENAPI;
+use crate::spec::OPENAPI;
 use crate::state::AppState;
 
 type Params = Result<Path<HashMap<String, String>>, PathRejection>;

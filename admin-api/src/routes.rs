@@ -91,9 +91,6 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/openapi.yaml", Endpoint::OpenApi),
 ];
 
-/// The OpenAPI document, kept by hand in the crate and checked against [`ROUTES`] by a test.
-pub const OPENAPI: &str = include_str!("../openapi.yaml");
-
 fn method_router(route: &Route) -> MethodRouter<Arc<AppState>> {
     let method: Method = route.method.parse().expect("ROUTES names valid methods");
     let filter = MethodFilter::try_from(method).expect("ROUTES names GET or POST");
