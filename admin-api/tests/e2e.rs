@@ -1,13 +1,16 @@
 //! End to end on the real stack: `admin-api` serving over TCP (the real `serve`), a test
 //! database and the group's topics. A correction is exactly one record on
 //! `punches.corrections.<group>` carrying the token's actor; a close is 200 then 409; the
-//! history shows it; shutdown drains and returns.
+//! history shows it; shutdown refuses new connections but answers the requests in flight.
 
 mod support;
 
 use std::time::Duration;
 
-use dakoku_schemas::{Correction, CorrectionAction, PunchKind, Topic, correction_key, decode};
+use dakoku_schemas::{
+    ConsumerGroup, Correction, CorrectionAction, PunchKind, Topic, correction_key, decode,
+};
+use dakoku_testkit::eventually;
 use dakoku_testkit::read::read_all;
 use support::admin_token;
 
@@ -121,5 +124,83 @@ async fn correction_reaches_kafka_with_the_tokens_actor_and_close_is_once() -> a
         http.get(format!("{base}/healthz")).send().await.is_err(),
         "stopped serving"
     );
+    w.end().await
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_but_lets_a_request_in_flight_finish() -> anyhow::Result<()> {
+    let w = support::world(false).await?;
+    // Hold the attendance consumer's lock of the group: a close waits for it (it takes the same
+    // lock), so the close is in flight for as long as the test says.
+    let mut holder = w.db.client().await?;
+    let lock = holder.transaction().await?;
+    lock.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&ConsumerGroup::Attendance(w.group.clone()).name()],
+    )
+    .await?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(dakoku_admin_api::serve(
+        w.state.clone(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(30),
+    ));
+    let token = admin_token("acme", "alice");
+    let close = reqwest::Client::new()
+        .post(format!("{base}/v1/tenants/acme/months/2026-11/close"))
+        .bearer_auth(&token)
+        .send();
+    let in_flight = tokio::spawn(close);
+    let observer = w.db.client().await?;
+    eventually("the close to wait for the lock", Duration::from_secs(20), || {
+        let observer = &observer;
+        async move {
+            let waiting: i64 = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[],
+                )
+                .await?
+                .get(0);
+            Ok((waiting > 0).then_some(()))
+        }
+    })
+    .await?;
+
+    let _ = stop.send(());
+    eventually(
+        "new connections to be refused",
+        Duration::from_secs(10),
+        || {
+            let url = format!("{base}/healthz");
+            async move {
+                Ok(reqwest::Client::new()
+                    .get(url)
+                    .send()
+                    .await
+                    .is_err()
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
+    assert!(
+        !server.is_finished(),
+        "the server waits for the close in flight"
+    );
+
+    lock.rollback().await?;
+    let response = in_flight.await??;
+    assert_eq!(response.status(), 200, "the close in flight was answered");
+    let closed: serde_json::Value = response.json().await?;
+    assert_eq!(closed["month"], "2026-11");
+    tokio::time::timeout(Duration::from_secs(15), server).await???;
     w.end().await
 }
