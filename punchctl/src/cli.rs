@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use dakoku_kafka::KafkaArgs;
 
 use crate::commands::{
-    attendance, audit, db, device, employee, intake, lag, licence, payroll, rebuild, recheck,
-    replay, rules, tenant, topics,
+    anomalies, attendance, audit, close, correct, db, device, employee, intake, lag, licence,
+    payroll, rebuild, recheck, reopen, replay, rules, tenant, topics,
 };
 
 /// Operate a Dakoku installation: topics, schema, master data, intake, replay and audit.
@@ -62,9 +62,25 @@ pub enum Command {
     /// Re-run the licence check of rejected punches after master data is fixed; publishes
     /// an accepted verdict for each that passes now. Idempotent.
     Recheck(recheck::RecheckArgs),
-    /// Attendance: the rules engine on files (`compute`).
+    /// Attendance: one employee's stored day with its punches and corrections (`show`); the
+    /// rules engine on files (`compute`).
     #[command(subcommand)]
     Attendance(attendance::AttendanceCommand),
+    /// Corrections of an employee's punches: add a missing punch, void a wrong one (appended
+    /// to the corrections topic; the raw log is never edited).
+    #[command(subcommand)]
+    Correct(correct::CorrectCommand),
+    /// The anomaly queue of a tenant's payroll month: days with missing or unclosed punches
+    /// or short breaks, oldest first, with the punches around them.
+    Anomalies(anomalies::AnomaliesArgs),
+    /// Close a tenant's payroll month: freeze each employee's monthly record as paid. Later
+    /// changes to its days are published and exported as adjustments. Exit status 2 if it is
+    /// already closed.
+    Close(close::CloseArgs),
+    /// Reopen a closed payroll month (a reason is required): the paid figures and pending
+    /// adjustments are dropped and the month is published again whole. Exit status 2 if it
+    /// is not closed.
+    Reopen(reopen::ReopenArgs),
     /// Payroll: a tenant's payroll month as CSV, from the monthly attendance records.
     #[command(subcommand)]
     Payroll(payroll::PayrollCommand),
@@ -134,12 +150,12 @@ pub async fn run_with_output(
     err: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let Connection {
-        kafka,
+        kafka: kafka_args,
         database_url: db_url,
     } = cli.connection;
     // Built only by the verbs that talk to Kafka: a properties file that cannot be read must
     // not stop the master-data verbs.
-    let kafka = || kafka.factory();
+    let kafka = || kafka_args.factory();
     match cli.command {
         Command::Topics(command) => topics::run(command, &kafka()?, out).await?,
         Command::Db(command) => db::run(command, &db_url, out).await?,
@@ -152,7 +168,17 @@ pub async fn run_with_output(
         Command::Recheck(args) => {
             recheck::run(args, &kafka()?, &db_url, out).await?;
         }
-        Command::Attendance(command) => return attendance::run(command, out, err),
+        Command::Attendance(command) => {
+            return attendance::run(command, &kafka_args, &db_url, out, err).await;
+        }
+        Command::Correct(command) => {
+            return correct::run(command, &kafka_args, &db_url, out, err).await;
+        }
+        Command::Anomalies(args) => {
+            return anomalies::run(args, &kafka_args, &db_url, out, err).await;
+        }
+        Command::Close(args) => return close::run(args, &kafka_args, &db_url, out, err).await,
+        Command::Reopen(args) => return reopen::run(args, &kafka_args, &db_url, out, err).await,
         Command::Payroll(command) => payroll::run(command, &db_url, out, err).await?,
         Command::Audit(args) => return audit::run(args, &kafka()?, &db_url, out, err).await,
         Command::Lag(args) => return lag::run(args, &kafka()?, &db_url, out, err).await,

@@ -58,6 +58,32 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// Reports an administrator operation's refusal on `err` and returns its exit status: 2 when
+/// the request must change (invalid, not found, conflict), 1 when Postgres or Kafka is
+/// unavailable (run it again later).
+pub fn admin_refusal(
+    err: &mut dyn Write,
+    error: &dakoku_admin::AdminError,
+) -> std::io::Result<std::process::ExitCode> {
+    writeln!(err, "punchctl: {error}")?;
+    Ok(std::process::ExitCode::from(if error.is_client_error() {
+        2
+    } else {
+        1
+    }))
+}
+
+/// The actor recorded for an administrator's change made here: `cli:<name>`, with `name`
+/// from `--actor`, else `$USER`, else `punchctl`.
+pub fn cli_actor(given: Option<&str>) -> String {
+    let name = given
+        .map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "punchctl".to_owned());
+    format!("cli:{}", name.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

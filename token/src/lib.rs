@@ -7,9 +7,15 @@
 //! by adding a new one, minting with it, and removing the old one once its tokens are replaced.
 //! Revocation is not in the token: it comes from the master-data snapshot.
 //!
+//! Admin tokens (`dka1.`, [`AdminClaims`]) are built the same way from their own keys
+//! (`ADMIN_TOKEN_KEYS`); the version prefix is signed, so neither kind passes as the other.
+//!
 //! # Layout
-//! One module: [`TokenKeys`] parses the key configuration, mints and verifies;
-//! [`DeviceClaims`] is what a token says; [`TokenError`] and [`KeyError`] say why not.
+//! - this module: [`TokenKeys`] parses the key configuration, mints and verifies device
+//!   tokens; [`DeviceClaims`] is what a token says; [`TokenError`] and [`KeyError`] say why not.
+//! - [`admin`]: admin tokens for `admin-api`: [`AdminClaims`], [`AdminTokenError`].
+
+pub mod admin;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +25,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use dakoku_schemas::{DeviceId, TenantId};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+pub use admin::{AdminClaims, AdminTokenError, MAX_ACTOR_CHARS, valid_actor};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -141,42 +149,20 @@ impl TokenKeys {
 
     /// Issues a token for `claims`, signed with the signing key.
     pub fn mint(&self, claims: &DeviceClaims) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(format!(
-            "{}/{}/{}",
-            claims.tenant, claims.device, claims.expires_at
-        ));
-        let signed = format!("{VERSION}.{}.{payload}", self.signing);
-        let mut mac = self.keys[&self.signing].clone();
-        mac.update(signed.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signed}.{signature}")
+        self.seal(
+            VERSION,
+            &format!("{}/{}/{}", claims.tenant, claims.device, claims.expires_at),
+        )
     }
 
     /// Checks a token's signature and expiry against `now` (Unix seconds).
     pub fn verify(&self, token: &str, now: i64) -> Result<DeviceClaims, TokenError> {
-        let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let mut parts = signed.splitn(3, '.');
-        let (Some(VERSION), Some(kid), Some(payload)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let mut mac = self
-            .keys
-            .get(kid)
-            .ok_or_else(|| TokenError::UnknownKey(kid.chars().take(16).collect()))?
-            .clone();
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::Malformed)?;
-        mac.update(signed.as_bytes());
-        // Constant-time comparison: no timing oracle for forging signatures byte by byte.
-        mac.verify_slice(&signature)
-            .map_err(|_| TokenError::BadSignature)?;
-
+        let payload = self.open(VERSION, token).map_err(|fault| match fault {
+            Fault::Malformed => TokenError::Malformed,
+            Fault::UnknownKey(kid) => TokenError::UnknownKey(kid),
+            Fault::BadSignature => TokenError::BadSignature,
+        })?;
         // Only a correctly signed payload is parsed, so the parsing below sees our own output.
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| TokenError::Malformed)?;
         let payload = std::str::from_utf8(&payload).map_err(|_| TokenError::Malformed)?;
         let mut fields = payload.split('/');
         let (Some(tenant), Some(device), Some(expiry), None) =
@@ -194,6 +180,51 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+
+    /// `<version>.<signing key id>.<base64url payload>.<signature>`.
+    fn seal(&self, version: &str, payload: &str) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let signed = format!("{version}.{}.{payload}", self.signing);
+        let mut mac = self.keys[&self.signing].clone();
+        mac.update(signed.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{signed}.{signature}")
+    }
+
+    /// The decoded payload of a `version` token whose signature checks out. The version is
+    /// part of the signed text, so a token of one kind never passes as the other.
+    fn open(&self, version: &str, token: &str) -> Result<Vec<u8>, Fault> {
+        let (signed, signature) = token.rsplit_once('.').ok_or(Fault::Malformed)?;
+        let mut parts = signed.splitn(3, '.');
+        let (Some(v), Some(kid), Some(payload)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Fault::Malformed);
+        };
+        if v != version {
+            return Err(Fault::Malformed);
+        }
+        let mut mac = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| Fault::UnknownKey(kid.chars().take(16).collect()))?
+            .clone();
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| Fault::Malformed)?;
+        mac.update(signed.as_bytes());
+        // Constant-time comparison: no timing oracle for forging signatures byte by byte.
+        mac.verify_slice(&signature)
+            .map_err(|_| Fault::BadSignature)?;
+        URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| Fault::Malformed)
+    }
+}
+
+/// Why [`TokenKeys::open`] refused a token, before the kind-specific error says it.
+enum Fault {
+    Malformed,
+    UnknownKey(String),
+    BadSignature,
 }
 
 fn redact_entry(entry: &str) -> String {
