@@ -352,7 +352,8 @@ pub(crate) struct Recorded {
 const FIGURES: &str = "group_id, first_day, last_day, days_worked, anomaly_days, \
      worked_seconds, break_seconds, night_seconds, holiday_seconds, within_statutory_seconds, \
      overtime_seconds, overtime_over60_seconds, worked_minutes, overtime_minutes, \
-     overtime_over60_minutes, night_minutes, holiday_minutes, rules_version, revision";
+     overtime_over60_minutes, night_minutes, holiday_minutes, rules_version, revision, \
+     computed_at";
 
 pub(crate) async fn close(
     tx: &Transaction<'_>,

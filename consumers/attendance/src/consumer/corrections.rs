@@ -18,8 +18,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
 
 use super::backoff::Backoff;
-use super::publish::{Publisher, Records};
-use super::run::Shared;
+use super::publish::{Producer, Publisher, Records};
 use crate::decode::{IncomingCorrection, Poison, decode_correction};
 use crate::store::Store;
 
@@ -36,10 +35,15 @@ pub(super) struct CorrectionsReader {
 }
 
 impl CorrectionsReader {
-    /// A reader for `group`'s corrections (it joins no consumer group).
-    pub(super) fn new(shared: &Shared, group: &GroupId) -> dakoku_kafka::Result<Self> {
-        let client_id = format!("{}-corrections", shared.config.client_id());
-        let reader: BaseConsumer<LogContext> = shared.kafka.reader(client_id).create()?;
+    /// A reader for `group`'s corrections (it joins no consumer group), client id
+    /// `<client_id>-corrections`.
+    pub(super) fn new(
+        kafka: &dakoku_kafka::ClientFactory,
+        client_id: &str,
+        group: &GroupId,
+    ) -> dakoku_kafka::Result<Self> {
+        let reader: BaseConsumer<LogContext> =
+            kafka.reader(format!("{client_id}-corrections")).create()?;
         Ok(Self {
             reader: Arc::new(reader),
             topic: Topic::Corrections(group.clone()).name(),
@@ -98,7 +102,7 @@ impl CorrectionsReader {
 /// the next start).
 pub(super) async fn serve(
     reader: &CorrectionsReader,
-    shared: &Shared,
+    quarantine: &Producer,
     store: &mut Store,
     publisher: &mut Publisher,
     backoff: &mut Backoff,
@@ -122,8 +126,7 @@ pub(super) async fn serve(
                 .iter()
                 .map(|p| p.quarantine_record(&reader.topic, now))
                 .collect::<Result<Vec<_>, String>>()?;
-            shared
-                .producer
+            quarantine
                 .send_all(&Topic::Quarantine.name(), &quarantined)
                 .await?;
         }

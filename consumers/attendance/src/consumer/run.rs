@@ -84,9 +84,11 @@ pub(crate) async fn run_group(
     let stopping = Arc::new(AtomicBool::new(false));
     let consumer = kafka_consumer(&shared, &group, &topic, &stopping)?;
     let corrections =
-        CorrectionsReader::new(&shared, &group).map_err(|source| ConsumerError::Kafka {
-            group: group.clone(),
-            source: Box::new(source),
+        CorrectionsReader::new(&shared.kafka, &config.client_id(), &group).map_err(|source| {
+            ConsumerError::Kafka {
+                group: group.clone(),
+                source: Box::new(source),
+            }
         })?;
     let mut this = GroupLoop {
         shared: Arc::clone(&shared),
@@ -353,7 +355,7 @@ impl GroupLoop {
         };
         let served = corrections::serve(
             &self.corrections,
-            &self.shared,
+            &self.shared.producer,
             store,
             &mut self.publisher,
             &mut self.backoff,

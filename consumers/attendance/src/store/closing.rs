@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use dakoku_rules::v2::figures::MONTH_FIELDS;
 use dakoku_rules::v2::{Month, MonthFigures};
 use dakoku_schemas::{EmployeeId, MonthlyAttendance, MonthlyRecordKind, TenantId, to_epoch_days};
-use tokio_postgres::Transaction;
+use tokio_postgres::{Row, Transaction};
 
 use super::StoreError;
 use super::figures::MonthWrite;
 use super::keys::EmployeeKey;
+use super::outcome::Settled;
 use super::pipeline::Pending;
 use super::rows::month_figures_of;
 
@@ -54,15 +55,6 @@ impl Causes {
         }
         out
     }
-}
-
-/// What closed months made of a write's months.
-#[derive(Debug, Default)]
-pub(crate) struct Settled {
-    /// Months of the write that are closed: their records are not published.
-    pub(crate) closed: HashSet<(EmployeeKey, Month)>,
-    /// The adjustments stored, as published.
-    pub(crate) adjustments: Vec<MonthlyAttendance>,
 }
 
 /// Each figure of `a` combined with the same figure of `b`.
@@ -220,7 +212,7 @@ pub(crate) async fn settle_rows(
     tx: &Transaction<'_>,
     group: &str,
     months: &[MonthWrite],
-    rows: &[tokio_postgres::Row],
+    rows: &[Row],
     causes: impl FnOnce() -> Causes,
     now: DateTime<Utc>,
     batch_seq: i64,
@@ -351,6 +343,35 @@ pub(crate) fn adjustment_record(
         export_month: Some(export_month.to_owned()),
         causes,
     }
+}
+
+/// A row of `sql::unpublished_adjustments` as the adjustment to publish and its batch
+/// sequence; `None` for a month text this build cannot read.
+pub(super) fn unpublished_adjustment(row: &Row) -> Option<(MonthlyAttendance, i64)> {
+    let figures = month_figures_of(row, 9);
+    let after = 9 + MONTH_FIELDS.len();
+    let write = MonthWrite {
+        key: EmployeeKey {
+            tenant: row.get(0),
+            employee: row.get(1),
+        },
+        month: Month::parse(row.get(2))?,
+        first_day: row.get(3),
+        last_day: row.get(4),
+        figures: figures.clone(),
+        revision: row.get(5),
+        rules_version: row.get(7),
+    };
+    let export: String = row.get(after);
+    let record = adjustment_record(
+        &write,
+        &figures,
+        row.get(5),
+        &export,
+        row.get(after + 1),
+        row.get(6),
+    );
+    Some((record, row.get(8)))
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ impl Store {
         let records = month_rows.iter().filter_map(rows::unpublished_month).chain(
             adjustment_rows
                 .iter()
-                .filter_map(rows::unpublished_adjustment),
+                .filter_map(closing::unpublished_adjustment),
         );
         for (month, seq) in records {
             max_seq = max_seq.max(seq);

@@ -14,8 +14,16 @@ use dakoku_rules::v2::{
 };
 
 use super::keys::EmployeeKey;
-use super::rows::Loaded;
 use super::rulebooks::TenantRules;
+
+/// One employee's punches loaded for a recompute, as the engine reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Loaded {
+    /// Raw and added punches that count, sorted as pairing reads them.
+    pub(crate) kept: Vec<Punch>,
+    /// Voided punches with the ids of the corrections voiding them.
+    pub(crate) voided: Vec<(Punch, Vec<String>)>,
+}
 
 /// A stored day record.
 #[derive(Debug, Clone, PartialEq, Eq)]

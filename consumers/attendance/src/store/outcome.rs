@@ -1,15 +1,26 @@
 //! What a batch or a recompute did, as the store reports it, and the records it publishes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+use dakoku_rules::v2::Month;
 
 use chrono::{DateTime, Utc};
 use dakoku_schemas::{
     AttendanceDay, EmployeeId, MonthlyAttendance, MonthlyRecordKind, TenantId, to_epoch_days,
 };
 
-use super::closing::Settled;
 use super::figures::{Changes, DayWrite, MonthWrite};
+use super::keys::EmployeeKey;
 use crate::counts::Counts;
+
+/// What closed months made of a write's months.
+#[derive(Debug, Default)]
+pub(crate) struct Settled {
+    /// Months of the write that are closed: their records are not published.
+    pub(crate) closed: HashSet<(EmployeeKey, Month)>,
+    /// The adjustments stored, as published.
+    pub(crate) adjustments: Vec<MonthlyAttendance>,
+}
 
 /// What a batch did, for the publisher, metrics and logs.
 #[derive(Debug, Default)]

@@ -10,10 +10,11 @@ use dakoku_rules::v2::window::{Recompute, needed_dates, pairing_gap, plan};
 use tokio_postgres::{Row, Transaction};
 
 use super::StoreError;
+use super::figures::Loaded;
 use super::figures::{self, Changes, StoredDay, StoredMonth};
 use super::keys::{DateRanges, EmployeeKey, Ranges, Touch};
 use super::pipeline::{Pending, pipelined};
-use super::rows::{self, Loaded};
+use super::rows;
 use super::rulebooks::TenantRules;
 use super::sql::Statements;
 

@@ -9,7 +9,7 @@ use dakoku_schemas::{AttendanceDay, MonthlyAttendance, PunchKind, VerdictKey};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::figures::{DayWrite, MonthWrite, StoredDay, StoredMonth};
+use super::figures::{DayWrite, Loaded, MonthWrite, StoredDay, StoredMonth};
 use super::keys::{EmployeeKey, Touch};
 use super::outcome::{day_record, month_record};
 use super::resolve::{Content, PunchState};
@@ -83,15 +83,6 @@ pub(super) fn load_states<'a>(
         );
     }
     states
-}
-
-/// One employee's punches loaded for a recompute, as the engine reads them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Loaded {
-    /// Raw and added punches that count, sorted as pairing reads them.
-    pub(crate) kept: Vec<Punch>,
-    /// Voided punches with the ids of the corrections voiding them.
-    pub(crate) voided: Vec<(Punch, Vec<String>)>,
 }
 
 /// Rows of `index, id, seq, kind, at, added, void ids` as each index's punches (the engine
@@ -242,33 +233,4 @@ pub(super) fn unpublished_month(row: &Row) -> Option<(MonthlyAttendance, i64)> {
         rules_version: row.get(7),
     };
     Some((month_record(&write, row.get(6)), row.get(8)))
-}
-
-/// A row of `sql::unpublished_adjustments` as the adjustment to publish and its batch
-/// sequence; `None` for a month text this build cannot read.
-pub(super) fn unpublished_adjustment(row: &Row) -> Option<(MonthlyAttendance, i64)> {
-    let figures = month_figures_of(row, 9);
-    let after = 9 + dakoku_rules::v2::figures::MONTH_FIELDS.len();
-    let write = MonthWrite {
-        key: EmployeeKey {
-            tenant: row.get(0),
-            employee: row.get(1),
-        },
-        month: Month::parse(row.get(2))?,
-        first_day: row.get(3),
-        last_day: row.get(4),
-        figures: figures.clone(),
-        revision: row.get(5),
-        rules_version: row.get(7),
-    };
-    let export: String = row.get(after);
-    let record = super::closing::adjustment_record(
-        &write,
-        &figures,
-        row.get(5),
-        &export,
-        row.get(after + 1),
-        row.get(6),
-    );
-    Some((record, row.get(8)))
 }

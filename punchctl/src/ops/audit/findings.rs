@@ -8,8 +8,6 @@ use dakoku_schemas::{GroupId, TenantId};
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use super::corrections::{CorrectionFinding, CorrectionsStage};
-
 /// A count of findings of one kind, with the first few as examples.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Findings<T> {
@@ -213,6 +211,49 @@ pub struct DaysStage {
     pub months_checked: u64,
     /// Months whose figures differ (or whose row is missing).
     pub months_differing: Findings<MonthFinding>,
+}
+
+/// A correction the audit has something to say about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CorrectionFinding {
+    /// Its tenant.
+    pub tenant: String,
+    /// The correction.
+    pub correction_id: Uuid,
+    /// Where its first record is in the log (partition, offset), if it is there.
+    pub log_position: Option<(i32, i64)>,
+    /// What is off, in words.
+    pub detail: String,
+}
+
+/// The corrections stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CorrectionsStage {
+    /// Records of the corrections topic in scope.
+    pub records: u64,
+    /// Distinct corrections among them (the rest are resends).
+    pub corrections: u64,
+    /// Records that do not decode (quarantined by the consumer).
+    pub undecodable: u64,
+    /// Corrections past the consumer's stored offsets: not applied yet.
+    pub pending: u64,
+    /// Rows of `corrections` in scope.
+    pub stored: u64,
+    /// In the log below the offsets, not stored: lost.
+    pub missing: Findings<CorrectionFinding>,
+    /// Stored from a record other than the correction's first (a resend applied).
+    pub misapplied: Findings<CorrectionFinding>,
+    /// Stored, not in the log.
+    pub unexpected: Findings<CorrectionFinding>,
+    /// Whether the group has a corrections topic at all (created by `punchctl topics create`).
+    pub topic_exists: bool,
+}
+
+impl CorrectionsStage {
+    /// Findings of every kind.
+    pub fn problems(&self) -> u64 {
+        self.missing.count + self.misapplied.count + self.unexpected.count
+    }
 }
 
 /// What an audit found.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::SecondsFormat;
 
-use super::findings::{AuditReport, Findings, PunchFinding};
+use super::findings::{AuditReport, CorrectionsStage, Findings, PunchFinding};
 
 /// Exit status of a finished audit: 0 when clean, 1 when anything is off (for cron).
 pub fn exit_code(report: &AuditReport) -> ExitCode {
@@ -111,7 +111,20 @@ pub fn write_report(report: &AuditReport, out: &mut dyn Write) -> std::io::Resul
         )?;
     }
     more(out, &d.months_differing)?;
-    let k = &report.corrections;
+    corrections(out, &report.corrections)?;
+    for note in &report.notes {
+        writeln!(out, "  note: {note}")?;
+    }
+    let problems = report.problems();
+    if problems == 0 {
+        writeln!(out, "  result: clean")
+    } else {
+        writeln!(out, "  result: {problems} problems")
+    }
+}
+
+/// The corrections stage's lines.
+fn corrections(out: &mut dyn Write, k: &CorrectionsStage) -> std::io::Result<()> {
     writeln!(
         out,
         "  corrections: {} in the log ({} records; {} undecodable; {} not yet applied), {} stored",
@@ -135,15 +148,7 @@ pub fn write_report(report: &AuditReport, out: &mut dyn Write) -> std::io::Resul
         }
         more(out, findings)?;
     }
-    for note in &report.notes {
-        writeln!(out, "  note: {note}")?;
-    }
-    let problems = report.problems();
-    if problems == 0 {
-        writeln!(out, "  result: clean")
-    } else {
-        writeln!(out, "  result: {problems} problems")
-    }
+    Ok(())
 }
 
 fn punch_findings(

@@ -164,30 +164,7 @@ async fn run(args: &Args, url: &str, suffix: &str) -> anyhow::Result<()> {
     let date = |d: u32| first + chrono::Days::new(u64::from(d));
     let employees: Vec<EmployeeId> = (0..args.employees).map(employee).collect();
 
-    // The month of history, day by day as a log holds it.
-    let mut history = Vec::new();
-    for d in 0..args.days {
-        for who in &employees {
-            for (kind, h, m) in [
-                (PunchKind::ClockIn, 9, 0),
-                (PunchKind::BreakStart, 12, 0),
-                (PunchKind::BreakEnd, 13, 0),
-                (PunchKind::ClockOut, 18, 0),
-            ] {
-                let punch = maker.punch(who, kind, tokyo(date(d), h, m));
-                history.push(punch);
-            }
-        }
-    }
-    let loading = Instant::now();
-    for chunk in history.chunks(CHUNK) {
-        store.apply(chunk, None, Utc::now()).await?;
-    }
-    eprintln!(
-        "history: {} punches in {:.1} s",
-        history.len(),
-        loading.elapsed().as_secs_f64()
-    );
+    load_history(&mut store, &mut maker, &employees, args.days, date).await?;
 
     let mut phases = Vec::new();
     // Corrections: a second break 15:00-15:15 on the first `corrected_days` days.
@@ -260,18 +237,21 @@ async fn run(args: &Args, url: &str, suffix: &str) -> anyhow::Result<()> {
         "{stored} stored"
     );
 
+    report(args, &phases, adds.len(), voids.len(), corrected);
+    Ok(())
+}
+
+/// Prints the table.
+fn report(args: &Args, phases: &[Phase], adds: usize, voids: usize, corrected: i64) {
     println!(
         "corrections-bench: {} employees x {} days of history, {} corrections + {} voids",
-        args.employees,
-        args.days,
-        adds.len(),
-        voids.len()
+        args.employees, args.days, adds, voids
     );
     println!(
         "| phase | records | seconds | records/s | days recomputed and changed | months changed |"
     );
     println!("|---|---|---|---|---|---|");
-    for p in &phases {
+    for p in phases {
         println!(
             "| {} | {} | {:.2} | {:.0} | {} | {} |",
             p.name,
@@ -287,6 +267,41 @@ async fn run(args: &Args, url: &str, suffix: &str) -> anyhow::Result<()> {
         rate(&phases[0]) / rate(&phases[2])
     );
     println!("corrected days checked: {corrected}");
+}
+
+/// Stores a month of working days per employee, day by day as a log holds them.
+async fn load_history(
+    store: &mut Store,
+    maker: &mut Maker,
+    employees: &[EmployeeId],
+    days: u32,
+    date: impl Fn(u32) -> NaiveDate,
+) -> anyhow::Result<()> {
+    // The month of history, day by day as a log holds it.
+    let mut history = Vec::new();
+    for d in 0..days {
+        for who in employees {
+            for (kind, h, m) in [
+                (PunchKind::ClockIn, 9, 0),
+                (PunchKind::BreakStart, 12, 0),
+                (PunchKind::BreakEnd, 13, 0),
+                (PunchKind::ClockOut, 18, 0),
+            ] {
+                let punch = maker.punch(who, kind, tokyo(date(d), h, m));
+                history.push(punch);
+            }
+        }
+    }
+    let loading = Instant::now();
+    for chunk in history.chunks(CHUNK) {
+        store.apply(chunk, None, Utc::now()).await?;
+    }
+    eprintln!(
+        "history: {} punches in {:.1} s",
+        history.len(),
+        loading.elapsed().as_secs_f64()
+    );
+
     Ok(())
 }
 
