@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use dakoku_e2e::attendance::TestAttendance;
 use dakoku_e2e::recovery::punchctl;
+use dakoku_kafka::Admin;
 use dakoku_schemas::{
     CheckedPunch, Correction, EmployeeId, MonthlyAttendance, MonthlyRecordKind, PunchId, PunchKind,
     Topic, correction_key, decode, encode,
@@ -448,4 +449,48 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
 
     consumer.stop().await?;
     world.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_without_a_corrections_topic_still_serves_its_closings() -> anyhow::Result<()> {
+    // A group whose topics were made before corrections existed.
+    let world = World::new().await?;
+    let admin = Admin::new(&world.stack.kafka(), "dakoku-test", WAIT)?;
+    let corrections = Topic::Corrections(world.group.group.clone()).name();
+    admin.delete_topics(&[corrections.as_str()]).await?;
+    let consumer = world.consumer();
+    let punches = [
+        world.punch(1, PunchKind::ClockIn, "2020-11-04T09:00:00")?,
+        world.punch(2, PunchKind::ClockOut, "2020-11-04T17:00:00")?,
+    ];
+    produce_checked(&world.stack, &world.group.group, &punches).await?;
+    eventually("the day", WAIT, || async {
+        Ok(day(&world.db, "2020-11-04")
+            .await?
+            .filter(|d| d.0 == 8 * 3_600))
+    })
+    .await?;
+    close(&world, "2020-11").await?;
+    eventually("the close served", WAIT, || async {
+        let client = world.db.client().await?;
+        let served: i64 = client
+            .query_one(
+                "SELECT count(*) FROM month_closings WHERE served_at IS NOT NULL",
+                &[],
+            )
+            .await?
+            .get(0);
+        Ok((served == 1).then_some(()))
+    })
+    .await?;
+    consumer.stop().await?;
+    world.db.drop_db().await?;
+    let rest: Vec<String> = Topic::for_group(&world.group.group)
+        .iter()
+        .map(Topic::name)
+        .filter(|t| *t != corrections)
+        .collect();
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    admin.delete_topics(&rest).await?;
+    Ok(())
 }

@@ -20,12 +20,26 @@ use rdkafka::message::Message as _;
 use super::backoff::Backoff;
 use super::publish::{Producer, Publisher, Records};
 use crate::decode::{IncomingCorrection, Poison, decode_correction};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Corrections applied per transaction.
 const CHUNK: usize = 2_000;
 /// How long a read may wait for the broker before giving up until the next tick.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why serving corrections or closings failed this tick (retried at the next).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ServeError {
+    /// Postgres: the connection may be gone.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Kafka: reading the corrections topic, or quarantining, failed.
+    #[error("corrections topic: {0}")]
+    Kafka(String),
+    /// The corrections topic does not exist (create it with `punchctl topics create`).
+    #[error("{0} does not exist; create it with `punchctl topics create`")]
+    NoTopic(String),
+}
 
 /// The group's reader of its corrections topic.
 pub(super) struct CorrectionsReader {
@@ -55,7 +69,7 @@ impl CorrectionsReader {
     async fn read(
         &self,
         starts: BTreeMap<i32, i64>,
-    ) -> Result<(Vec<IncomingCorrection>, Vec<Poison>), String> {
+    ) -> Result<(Vec<IncomingCorrection>, Vec<Poison>), ServeError> {
         let (reader, topic, group) = (
             Arc::clone(&self.reader),
             self.topic.clone(),
@@ -63,7 +77,13 @@ impl CorrectionsReader {
         );
         let work = move || {
             let bounds = scan::bounds_to_end(reader.client(), &topic, &starts, READ_TIMEOUT)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| {
+                    if e.is_unknown_topic() {
+                        ServeError::NoTopic(topic.clone())
+                    } else {
+                        ServeError::Kafka(e.to_string())
+                    }
+                })?;
             let (mut records, mut poison) = (Vec::new(), Vec::new());
             if bounds.values().all(|(from, end)| from >= end) {
                 return Ok((records, poison));
@@ -88,12 +108,12 @@ impl CorrectionsReader {
                 &mut each,
                 &mut |_| {},
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ServeError::Kafka(e.to_string()))?;
             Ok((records, poison))
         };
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| format!("corrections reader: {e}"))?
+            .map_err(|e| ServeError::Kafka(format!("corrections reader: {e}")))?
     }
 }
 
@@ -107,12 +127,11 @@ pub(super) async fn serve(
     publisher: &mut Publisher,
     backoff: &mut Backoff,
     cancel: &mut Pin<&mut impl Future<Output = ()>>,
-) -> Result<bool, String> {
+) -> Result<bool, ServeError> {
     loop {
         let starts: BTreeMap<i32, i64> = store
             .stored_correction_offsets()
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .collect();
         let (records, poison) = reader.read(starts).await?;
@@ -125,16 +144,17 @@ pub(super) async fn serve(
             let quarantined = poison
                 .iter()
                 .map(|p| p.quarantine_record(&reader.topic, now))
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(ServeError::Kafka)?;
             quarantine
                 .send_all(&Topic::Quarantine.name(), &quarantined)
-                .await?;
+                .await
+                .map_err(ServeError::Kafka)?;
         }
         let now = Utc::now();
         let applied = store
             .apply_corrections(&records, publisher.published_through, now)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         tracing::info!(group = %reader.group, records = records.len(),
             stored = applied.counts.stored, days = applied.counts.days_changed,
             months = applied.counts.months_changed, "corrections applied");
@@ -160,8 +180,8 @@ pub(super) async fn serve_closings(
     publisher: &mut Publisher,
     backoff: &mut Backoff,
     cancel: &mut Pin<&mut impl Future<Output = ()>>,
-) -> Result<bool, String> {
-    let Some((seq, months)) = store.serve_closings().await.map_err(|e| e.to_string())? else {
+) -> Result<bool, ServeError> {
+    let Some((seq, months)) = store.serve_closings().await? else {
         return Ok(true);
     };
     tracing::info!(

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::assign::AssignContext;
 use super::backoff::Backoff;
-use super::corrections::{self, CorrectionsReader};
+use super::corrections::{self, CorrectionsReader, ServeError};
 use super::error::ConsumerError;
 use super::publish::{Producer, Publisher, Records};
 use super::rules_change;
@@ -362,25 +362,37 @@ impl GroupLoop {
             &mut cancel,
         )
         .await;
-        let served = match served {
-            Ok(true) => {
-                corrections::serve_closings(
-                    store,
-                    &mut self.publisher,
-                    &mut self.backoff,
-                    &mut cancel,
-                )
-                .await
-            }
-            other => other,
-        };
-        match served {
+        if matches!(served, Ok(false)) {
+            return false;
+        }
+        // Closings are served even when the corrections could not be (e.g. no topic yet).
+        let closings =
+            corrections::serve_closings(store, &mut self.publisher, &mut self.backoff, &mut cancel)
+                .await;
+        self.served(served, "corrections") && self.served(closings, "month closings")
+    }
+
+    /// What serving `what` came to: false if `cancel` fired; an error is logged (and a lost
+    /// connection dropped) and retried at the next tick.
+    fn served(&mut self, result: Result<bool, ServeError>, what: &str) -> bool {
+        match result {
             Ok(served) => served,
+            Err(ServeError::Store(error)) => {
+                if error.connection_lost() {
+                    self.store = None;
+                }
+                tracing::warn!(group = %self.group, %error, what,
+                    "serving failed (rolled back); retrying shortly");
+                true
+            }
+            Err(error @ ServeError::NoTopic(_)) => {
+                // A group set up before corrections existed: nothing to serve until it is made.
+                tracing::debug!(group = %self.group, %error, "no corrections to serve");
+                true
+            }
             Err(error) => {
-                // Reconnect before the next tick: the error may have been the connection's.
-                self.store = None;
-                tracing::warn!(group = %self.group, %error,
-                    "serving corrections or month closings failed; retrying shortly");
+                tracing::warn!(group = %self.group, %error, what,
+                    "serving failed; retrying shortly");
                 true
             }
         }
