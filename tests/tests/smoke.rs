@@ -112,8 +112,8 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
         .await?;
     assert_eq!(
         again.len(),
-        5,
-        "raw, checked, attendance.daily, payroll.monthly and quarantine"
+        6,
+        "raw, checked, attendance.daily, payroll.monthly, corrections and quarantine"
     );
     for (topic, outcome) in &again {
         match (topic, outcome) {
@@ -135,12 +135,14 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
     let raw = Topic::Raw(group.group.clone()).name();
     let daily = Topic::AttendanceDaily(group.group.clone()).name();
     let monthly = Topic::PayrollMonthly(group.group.clone()).name();
+    let corrections = Topic::Corrections(group.group.clone()).name();
     let described = admin
         .describe_configs(
             &[
                 ResourceSpecifier::Topic(&raw),
                 ResourceSpecifier::Topic(&daily),
                 ResourceSpecifier::Topic(&monthly),
+                ResourceSpecifier::Topic(&corrections),
             ],
             &AdminOptions::new(),
         )
@@ -155,6 +157,12 @@ async fn topics_are_created_once_with_the_contract_configuration() -> anyhow::Re
     assert_eq!(value(0, "retention.ms")?.as_deref(), Some("-1"));
     assert_eq!(value(1, "cleanup.policy")?.as_deref(), Some("compact"));
     assert_eq!(value(2, "cleanup.policy")?.as_deref(), Some("compact"));
+    assert_eq!(value(3, "cleanup.policy")?.as_deref(), Some("delete"));
+    assert_eq!(
+        value(3, "retention.ms")?.as_deref(),
+        Some("-1"),
+        "corrections are kept"
+    );
 
     group.delete_topics().await
 }
