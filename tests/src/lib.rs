@@ -11,6 +11,8 @@
 //!   [`test_config`](licence::test_config)) and readers of its transactional output.
 //! - [`attendance`]: [`TestAttendance`](attendance::TestAttendance), the attendance consumer
 //!   in-process.
+//! - [`employee`]: [`OneEmployee`](employee::OneEmployee), one employee's world: verdicts,
+//!   corrections, the latest `payroll.monthly` records.
 //! - [`recovery`]: punchctl verbs through the dispatcher, consumer-group membership, the
 //!   checked topic with positions, exact `attendance_days` rows (replay, rebuild, recheck).
 //! - [`audit`]: a settled pipeline of one group for `punchctl audit` and `lag`, to tamper with.
@@ -19,5 +21,6 @@
 pub mod acceptor;
 pub mod attendance;
 pub mod audit;
+pub mod employee;
 pub mod licence;
 pub mod recovery;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use dakoku_e2e::attendance::TestAttendance;
+use dakoku_e2e::employee::OneEmployee;
 use dakoku_e2e::recovery::punchctl;
 use dakoku_rules::v2::Anomaly;
 use dakoku_schemas::{CheckedPunch, MonthlyAttendance, PunchId, PunchKind, Topic, decode};
@@ -19,52 +19,9 @@ use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, uniqu
 
 const WAIT: Duration = Duration::from_secs(60);
 
-struct World {
-    stack: Stack,
-    group: TestGroup,
-    db: TestDatabase,
-    scenario: Scenario,
-}
-
-impl World {
-    async fn new() -> anyhow::Result<Self> {
-        let stack = Stack::from_env();
-        let group = TestGroup::create(&stack, 3).await?;
-        let db = TestDatabase::create(&stack).await?;
-        let start = NaiveDate::from_ymd_opt(2020, 11, 30).context("date")?;
-        let scenario =
-            Scenario::realistic_week(&format!("t{}", unique_suffix()), &group.group, 1, start, 1)?;
-        scenario.seed(&db).await?;
-        Ok(Self {
-            stack,
-            group,
-            db,
-            scenario,
-        })
-    }
-
-    /// An accepted verdict of the scenario's employee: punch `seq`, `kind` at `local`
-    /// (`YYYY-MM-DDTHH:MM:SS`, Tokyo).
-    fn punch(&self, seq: u64, kind: PunchKind, local: &str) -> anyhow::Result<CheckedPunch> {
-        let at = chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))?;
-        let mut v = self.scenario.punches[0].clone();
-        v.seq = seq;
-        v.punch_id = PunchId::derive(&v.tenant_id, &v.device_id, seq);
-        v.kind = kind;
-        v.at = at.timestamp_millis();
-        v.at_offset_minutes = 540;
-        v.checked_at = v.at + 1_000;
-        Ok(v)
-    }
-
-    fn consumer(&self) -> TestAttendance {
-        TestAttendance::start(&self.stack, &self.db.url, &self.group.group, |_| {})
-    }
-
-    async fn finish(self) -> anyhow::Result<()> {
-        self.db.drop_db().await?;
-        self.group.delete_topics().await
-    }
+/// The world of these tests: one employee from 2020-11-30.
+async fn world() -> anyhow::Result<OneEmployee> {
+    OneEmployee::new(NaiveDate::from_ymd_opt(2020, 11, 30).context("date")?).await
 }
 
 /// `(worked, night, overtime_daily, rules_version, anomalies)` of a stored day.
@@ -83,31 +40,10 @@ async fn day(db: &TestDatabase, date: &str) -> anyhow::Result<Option<Seen>> {
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))))
 }
 
-/// The latest record per key of the group's `payroll.monthly` topic, read until `until`.
-async fn latest_months(
-    world: &World,
-    mut until: impl FnMut(&BTreeMap<String, MonthlyAttendance>) -> bool,
-) -> anyhow::Result<BTreeMap<String, MonthlyAttendance>> {
-    let topic = Topic::PayrollMonthly(world.group.group.clone()).name();
-    let mut latest: BTreeMap<String, MonthlyAttendance> = BTreeMap::new();
-    read_topic(&world.stack, &topic, WAIT, |record| {
-        if let Ok(month) = decode::<MonthlyAttendance>(&record.payload)
-            && latest
-                .get(&record.key)
-                .is_none_or(|old| month.revision >= old.revision)
-        {
-            latest.insert(record.key.clone(), month);
-        }
-        until(&latest)
-    })
-    .await?;
-    Ok(latest)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_night_shift_is_one_day_of_exact_seconds_and_its_month_is_published() -> anyhow::Result<()>
 {
-    let world = World::new().await?;
+    let world = world().await?;
     let consumer = world.consumer();
     // 22:00 to 07:00:30 the next morning (past the 05:00 day change), then a day shift with
     // seconds: v1 gave the night 0 minutes and two anomalies, and floored every day.
@@ -156,7 +92,7 @@ async fn a_night_shift_is_one_day_of_exact_seconds_and_its_month_is_published() 
         "{}/{}/2020-12",
         world.scenario.tenant, world.scenario.employees[0].0
     );
-    let months = latest_months(&world, |m| {
+    let months = world.latest_months(WAIT, |m| {
         m.get(&key)
             .is_some_and(|m| m.worked_seconds == 32_430 + 28_770)
     })
@@ -188,7 +124,7 @@ async fn a_night_shift_is_one_day_of_exact_seconds_and_its_month_is_published() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rules_change_recomputes_and_republishes_from_its_date() -> anyhow::Result<()> {
-    let world = World::new().await?;
+    let world = world().await?;
     let consumer = world.consumer();
     // Two 9-hour days (10 h spans with an hour's break): an hour of daily overtime each.
     let log = vec![
@@ -240,7 +176,7 @@ async fn a_rules_change_recomputes_and_republishes_from_its_date() -> anyhow::Re
         "{}/{}/2020-12",
         world.scenario.tenant, world.scenario.employees[0].0
     );
-    let months = latest_months(&world, |m| {
+    let months = world.latest_months(WAIT, |m| {
         m.get(&key)
             .is_some_and(|m| m.overtime_seconds == 3_600 + 7_200)
     })

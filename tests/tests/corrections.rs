@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use dakoku_e2e::attendance::TestAttendance;
+use dakoku_e2e::employee::OneEmployee;
 use dakoku_e2e::recovery::punchctl;
 use dakoku_kafka::Admin;
 use dakoku_schemas::{
@@ -23,91 +23,9 @@ use punchctl::audit::{AuditRequest, NoProgress};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-struct World {
-    stack: Stack,
-    group: TestGroup,
-    db: TestDatabase,
-    scenario: Scenario,
-}
-
-impl World {
-    async fn new() -> anyhow::Result<Self> {
-        let stack = Stack::from_env();
-        let group = TestGroup::create(&stack, 3).await?;
-        let db = TestDatabase::create(&stack).await?;
-        let start = NaiveDate::from_ymd_opt(2020, 11, 2).context("date")?;
-        let scenario =
-            Scenario::realistic_week(&format!("t{}", unique_suffix()), &group.group, 1, start, 1)?;
-        scenario.seed(&db).await?;
-        Ok(Self {
-            stack,
-            group,
-            db,
-            scenario,
-        })
-    }
-
-    /// An accepted verdict of the scenario's employee: punch `seq`, `kind` at `local` (Tokyo).
-    fn punch(&self, seq: u64, kind: PunchKind, local: &str) -> anyhow::Result<CheckedPunch> {
-        let at = chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))?;
-        let mut v = self.scenario.punches[0].clone();
-        v.seq = seq;
-        v.punch_id = PunchId::derive(&v.tenant_id, &v.device_id, seq);
-        v.kind = kind;
-        v.at = at.timestamp_millis();
-        v.at_offset_minutes = 540;
-        v.checked_at = v.at + 1_000;
-        Ok(v)
-    }
-
-    fn employee(&self) -> anyhow::Result<EmployeeId> {
-        self.scenario.punches[0]
-            .employee_id
-            .clone()
-            .context("accepted verdicts name their employee")
-    }
-
-    fn add(&self, kind: PunchKind, local: &str) -> anyhow::Result<Correction> {
-        let at = chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))?;
-        Ok(Correction::add(
-            PunchId::random(),
-            self.scenario.punches[0].tenant_id.clone(),
-            self.employee()?,
-            kind,
-            at.timestamp_millis(),
-            "cli:hanako".into(),
-            "forgot to clock out; confirmed with the shift leader".into(),
-            chrono::Utc::now().timestamp_millis(),
-        ))
-    }
-
-    fn void(&self, target: PunchId) -> anyhow::Result<Correction> {
-        Ok(Correction::void(
-            PunchId::random(),
-            self.scenario.punches[0].tenant_id.clone(),
-            self.employee()?,
-            target,
-            "cli:hanako".into(),
-            "entered on the wrong day".into(),
-            chrono::Utc::now().timestamp_millis(),
-        ))
-    }
-
-    async fn submit(&self, correction: &Correction) -> anyhow::Result<()> {
-        let topic = Topic::Corrections(self.group.group.clone()).name();
-        let key = correction_key(&correction.tenant_id, &correction.employee_id);
-        produce_bytes(&self.stack, &topic, &key, Some(&encode(correction)?)).await?;
-        Ok(())
-    }
-
-    fn consumer(&self) -> TestAttendance {
-        TestAttendance::start(&self.stack, &self.db.url, &self.group.group, |_| {})
-    }
-
-    async fn finish(self) -> anyhow::Result<()> {
-        self.db.drop_db().await?;
-        self.group.delete_topics().await
-    }
+/// The world of these tests: one employee from 2020-11-02.
+async fn world() -> anyhow::Result<OneEmployee> {
+    OneEmployee::new(NaiveDate::from_ymd_opt(2020, 11, 2).context("date")?).await
 }
 
 /// `(worked_seconds, anomalies, corrected, correction_ids, revision)` of a stored day.
@@ -128,7 +46,7 @@ async fn day(db: &TestDatabase, date: &str) -> anyhow::Result<Option<Seen>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> anyhow::Result<()> {
-    let world = World::new().await?;
+    let world = world().await?;
     let consumer = world.consumer();
     let clock_in = world.punch(1, PunchKind::ClockIn, "2020-11-04T09:00:00")?;
     produce_checked(&world.stack, &world.group.group, &[clock_in]).await?;
@@ -221,26 +139,9 @@ async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> an
     world.finish().await
 }
 
-/// The latest record per key of the group's `payroll.monthly` topic, read until `until`.
-async fn monthly(
-    world: &World,
-    mut until: impl FnMut(&BTreeMap<String, MonthlyAttendance>) -> bool,
-) -> anyhow::Result<BTreeMap<String, MonthlyAttendance>> {
-    let topic = Topic::PayrollMonthly(world.group.group.clone()).name();
-    let mut latest: BTreeMap<String, MonthlyAttendance> = BTreeMap::new();
-    read_topic(&world.stack, &topic, WAIT, |record| {
-        if let Ok(month) = decode::<MonthlyAttendance>(&record.payload) {
-            latest.insert(record.key.clone(), month);
-        }
-        until(&latest)
-    })
-    .await?;
-    Ok(latest)
-}
-
 /// Closes a month as `punchctl close` does (the admin crate's statements are tested with it):
 /// the history row, the closed month and the paid snapshot, under the consumer group's lock.
-async fn close(world: &World, month: &str) -> anyhow::Result<()> {
+async fn close(world: &OneEmployee, month: &str) -> anyhow::Result<()> {
     let mut client = world.db.client().await?;
     let tx = client.transaction().await?;
     let tenant = world.scenario.tenant.as_str();
@@ -278,7 +179,7 @@ async fn close(world: &World, month: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> anyhow::Result<()> {
-    let world = World::new().await?;
+    let world = world().await?;
     let consumer = world.consumer();
     let november = [
         world.punch(1, PunchKind::ClockIn, "2020-11-04T09:00:00")?,
@@ -287,7 +188,7 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
     produce_checked(&world.stack, &world.group.group, &november).await?;
     let employee = world.employee()?;
     let key = format!("{}/{}/2020-11", world.scenario.tenant, employee);
-    let paid = monthly(&world, |m| {
+    let paid = world.latest_months(WAIT, |m| {
         m.get(&key).is_some_and(|m| m.worked_seconds == 8 * 3_600)
     })
     .await?;
@@ -313,7 +214,7 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
     ];
     produce_checked(&world.stack, &world.group.group, &late).await?;
     let adjustment_key = format!("{key}/adjustment/1");
-    let seen = monthly(&world, |m| {
+    let seen = world.latest_months(WAIT, |m| {
         m.contains_key(&adjustment_key) && m.contains_key(&key)
     })
     .await?;
@@ -374,7 +275,7 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
             .map(|(_, a)| a.clone())
             .collect()
     };
-    let seen = monthly(&world, |m| {
+    let seen = world.latest_months(WAIT, |m| {
         let later = later(m);
         later.iter().map(|a| a.worked_seconds).sum::<i64>() == -1_800
             && later.iter().map(|a| a.break_seconds).sum::<i64>() == 1_800
@@ -454,7 +355,7 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_without_a_corrections_topic_still_serves_its_closings() -> anyhow::Result<()> {
     // A group whose topics were made before corrections existed.
-    let world = World::new().await?;
+    let world = world().await?;
     let admin = Admin::new(&world.stack.kafka(), "dakoku-test", WAIT)?;
     let corrections = Topic::Corrections(world.group.group.clone()).name();
     admin.delete_topics(&[corrections.as_str()]).await?;

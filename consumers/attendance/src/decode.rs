@@ -30,6 +30,27 @@ pub(crate) struct Poison {
 }
 
 impl Poison {
+    /// The record at `(partition, offset)` with `key` and `payload`, and why it is poison; its
+    /// tenant is the key's first part (`<tenant>/...`).
+    fn of(
+        (partition, offset): (i32, i64),
+        key: Option<&[u8]>,
+        (code, error): (&'static str, String),
+        payload: &[u8],
+    ) -> Self {
+        let tenant = key
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .and_then(|k| k.split('/').next().map(str::to_owned));
+        Poison {
+            partition,
+            offset,
+            tenant,
+            code,
+            error,
+            payload: payload.to_vec(),
+        }
+    }
+
     /// Its `punches.quarantine` record, keyed by tenant: the input with its error and its
     /// origin in `topic`, quarantined at `now` (ms).
     pub(crate) fn quarantine_record(
@@ -95,10 +116,6 @@ pub(crate) fn decode_record(
             None,
         ),
         Err((code, error)) => {
-            let key = message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned());
-            let tenant = key.and_then(|k| k.split('/').next().map(str::to_owned));
             tracing::warn!(group = %group, partition, offset, code, error,
                 "quarantining an invalid record");
             (
@@ -107,14 +124,12 @@ pub(crate) fn decode_record(
                     offset,
                     verdict: None,
                 },
-                Some(Poison {
-                    partition,
-                    offset,
-                    tenant,
-                    code,
-                    error,
-                    payload: payload.to_vec(),
-                }),
+                Some(Poison::of(
+                    (partition, offset),
+                    message.key(),
+                    (code, error),
+                    payload,
+                )),
             )
         }
     }
@@ -163,9 +178,6 @@ pub(crate) fn decode_correction(
             None,
         ),
         Err((code, error)) => {
-            let tenant = key
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .and_then(|k| k.split('/').next().map(str::to_owned));
             tracing::warn!(group = %group, partition, offset, code, error,
                 "quarantining an invalid correction");
             (
@@ -174,14 +186,7 @@ pub(crate) fn decode_correction(
                     offset,
                     correction: None,
                 },
-                Some(Poison {
-                    partition,
-                    offset,
-                    tenant,
-                    code,
-                    error,
-                    payload: payload.to_vec(),
-                }),
+                Some(Poison::of((partition, offset), key, (code, error), payload)),
             )
         }
     }
