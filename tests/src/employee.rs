@@ -19,6 +19,7 @@ use crate::attendance::TestAttendance;
 
 /// One employee (the first of a one-employee realistic week) on a group and database of its
 /// own.
+#[derive(Debug)]
 pub struct OneEmployee {
     /// The local stack.
     pub stack: Stack,
@@ -31,9 +32,11 @@ pub struct OneEmployee {
 }
 
 fn tokyo_millis(local: &str) -> anyhow::Result<i64> {
-    Ok(chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))
-        .with_context(|| format!("{local}: not YYYY-MM-DDTHH:MM:SS"))?
-        .timestamp_millis())
+    Ok(
+        chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))
+            .with_context(|| format!("{local}: not YYYY-MM-DDTHH:MM:SS"))?
+            .timestamp_millis(),
+    )
 }
 
 impl OneEmployee {

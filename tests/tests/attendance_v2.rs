@@ -3,7 +3,6 @@
 //! published on `payroll.monthly.<group>`, and a rules change (`punchctl rules set`) recomputes
 //! and republishes the days from its date, each naming the rules version that computed it.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,11 +10,10 @@ use chrono::NaiveDate;
 use dakoku_e2e::employee::OneEmployee;
 use dakoku_e2e::recovery::punchctl;
 use dakoku_rules::v2::Anomaly;
-use dakoku_schemas::{CheckedPunch, MonthlyAttendance, PunchId, PunchKind, Topic, decode};
+use dakoku_schemas::PunchKind;
 use dakoku_testkit::days::read_days;
 use dakoku_testkit::produce::produce_checked;
-use dakoku_testkit::read::read_topic;
-use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_testkit::{TestDatabase, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -92,11 +90,12 @@ async fn a_night_shift_is_one_day_of_exact_seconds_and_its_month_is_published() 
         "{}/{}/2020-12",
         world.scenario.tenant, world.scenario.employees[0].0
     );
-    let months = world.latest_months(WAIT, |m| {
-        m.get(&key)
-            .is_some_and(|m| m.worked_seconds == 32_430 + 28_770)
-    })
-    .await?;
+    let months = world
+        .latest_months(WAIT, |m| {
+            m.get(&key)
+                .is_some_and(|m| m.worked_seconds == 32_430 + 28_770)
+        })
+        .await?;
     let month = &months[&key];
     assert_eq!(month.days_worked, 2);
     assert_eq!(month.anomaly_days, 1, "break_short counts");
@@ -176,11 +175,12 @@ async fn a_rules_change_recomputes_and_republishes_from_its_date() -> anyhow::Re
         "{}/{}/2020-12",
         world.scenario.tenant, world.scenario.employees[0].0
     );
-    let months = world.latest_months(WAIT, |m| {
-        m.get(&key)
-            .is_some_and(|m| m.overtime_seconds == 3_600 + 7_200)
-    })
-    .await?;
+    let months = world
+        .latest_months(WAIT, |m| {
+            m.get(&key)
+                .is_some_and(|m| m.overtime_seconds == 3_600 + 7_200)
+        })
+        .await?;
     assert_eq!(
         months[&key].rules_version, 2,
         "in force on the month's last day"

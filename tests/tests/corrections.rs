@@ -11,14 +11,10 @@ use chrono::NaiveDate;
 use dakoku_e2e::employee::OneEmployee;
 use dakoku_e2e::recovery::punchctl;
 use dakoku_kafka::Admin;
-use dakoku_schemas::{
-    CheckedPunch, Correction, EmployeeId, MonthlyAttendance, MonthlyRecordKind, PunchId, PunchKind,
-    Topic, correction_key, decode, encode,
-};
+use dakoku_schemas::{MonthlyAttendance, MonthlyRecordKind, PunchKind, Topic};
 use dakoku_testkit::days::read_days;
-use dakoku_testkit::produce::{produce_bytes, produce_checked};
-use dakoku_testkit::read::read_topic;
-use dakoku_testkit::{Scenario, Stack, TestDatabase, TestGroup, eventually, unique_suffix};
+use dakoku_testkit::produce::produce_checked;
+use dakoku_testkit::{TestDatabase, eventually};
 use punchctl::audit::{AuditRequest, NoProgress};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -188,10 +184,11 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
     produce_checked(&world.stack, &world.group.group, &november).await?;
     let employee = world.employee()?;
     let key = format!("{}/{}/2020-11", world.scenario.tenant, employee);
-    let paid = world.latest_months(WAIT, |m| {
-        m.get(&key).is_some_and(|m| m.worked_seconds == 8 * 3_600)
-    })
-    .await?;
+    let paid = world
+        .latest_months(WAIT, |m| {
+            m.get(&key).is_some_and(|m| m.worked_seconds == 8 * 3_600)
+        })
+        .await?;
     let paid_revision = paid[&key].revision;
     close(&world, "2020-11").await?;
     eventually("the close served", WAIT, || async {
@@ -214,10 +211,11 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
     ];
     produce_checked(&world.stack, &world.group.group, &late).await?;
     let adjustment_key = format!("{key}/adjustment/1");
-    let seen = world.latest_months(WAIT, |m| {
-        m.contains_key(&adjustment_key) && m.contains_key(&key)
-    })
-    .await?;
+    let seen = world
+        .latest_months(WAIT, |m| {
+            m.contains_key(&adjustment_key) && m.contains_key(&key)
+        })
+        .await?;
     let adjustment = &seen[&adjustment_key];
     assert_eq!(adjustment.record, MonthlyRecordKind::Adjustment);
     assert_eq!(adjustment.month, "2020-11");
@@ -275,12 +273,13 @@ async fn a_closed_month_stays_as_paid_and_a_late_punch_makes_an_adjustment() -> 
             .map(|(_, a)| a.clone())
             .collect()
     };
-    let seen = world.latest_months(WAIT, |m| {
-        let later = later(m);
-        later.iter().map(|a| a.worked_seconds).sum::<i64>() == -1_800
-            && later.iter().map(|a| a.break_seconds).sum::<i64>() == 1_800
-    })
-    .await?;
+    let seen = world
+        .latest_months(WAIT, |m| {
+            let later = later(m);
+            later.iter().map(|a| a.worked_seconds).sum::<i64>() == -1_800
+                && later.iter().map(|a| a.break_seconds).sum::<i64>() == 1_800
+        })
+        .await?;
     let later = later(&seen);
     let causes: Vec<&String> = later.iter().flat_map(|a| &a.causes).collect();
     for id in [&start.correction_id, &end.correction_id] {
