@@ -7,6 +7,8 @@
 //! incremental form (a change recomputes the segments it touches, then weeks and months).
 //!
 //! # Layout
+//! - [`art36`]: Article 36 limits on payroll months: the agreement year, the 2-6 month
+//!   averages, the alert codes (§4.9).
 //! - [`rulebook`]: [`RuleVersion`] (every rule with its default, read from JSON with errors
 //!   naming the key) and [`Rulebook`] (which version holds at an instant, on a date).
 //! - [`calendar`]: work dates, wall-clock windows across DST, weeks, payroll [`Month`]s.
@@ -17,6 +19,7 @@
 //! - [`rollup`]: a day's figures, weekly overtime, months.
 //! - [`window`]: segments, the dates a recompute needs, merging a recomputed window.
 
+pub mod art36;
 pub mod calendar;
 pub mod correction;
 pub mod figures;
