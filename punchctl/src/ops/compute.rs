@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use dakoku_rules::v2::Month;
+use dakoku_rules::v2::art36::{self, Art36};
 use dakoku_rules::v2::figures::{DAY_FIELDS, DayFigures, MONTH_FIELDS, MonthFigures};
 use dakoku_rules::v2::{Computed, Correction, CorrectionAction, Punch, PunchKind, compute};
 use dakoku_rules::v2::{RuleVersion, Rulebook};
@@ -594,8 +595,10 @@ fn render_employee(
     for (date, day) in &days {
         render_day(out, employee, *date, day);
     }
+    let limits = art36::annotate(rules, &months);
     for (month, m) in &months {
-        render_month(out, employee, *month, m);
+        let a = limits.get(month).cloned().unwrap_or_default();
+        render_month(out, employee, *month, m, &a);
     }
 }
 
@@ -633,7 +636,7 @@ fn render_day(out: &mut String, employee: &str, date: NaiveDate, d: &DayFigures)
     );
 }
 
-fn render_month(out: &mut String, employee: &str, month: Month, m: &MonthFigures) {
+fn render_month(out: &mut String, employee: &str, month: Month, m: &MonthFigures, a: &Art36) {
     let _ = write!(
         out,
         "{{\"record\": \"month\", \"employee_id\": {}, \"month\": \"{month}\"",
@@ -642,7 +645,18 @@ fn render_month(out: &mut String, employee: &str, month: Month, m: &MonthFigures
     for field in MONTH_FIELDS {
         let _ = write!(out, ", \"{}\": {}", field.name, (field.get)(m));
     }
-    out.push_str("}\n");
+    // The Article 36 fields (§4.9) after the §4.8 ones, so a reader of those keeps working.
+    let alerts: Vec<String> = a.alerts.iter().map(|c| quoted(c.as_str())).collect();
+    let _ = writeln!(
+        out,
+        ", \"overtime_and_holiday_seconds\": {}, \"year_overtime_seconds\": {}, \
+         \"months_over_limit\": {}, \"max_average_seconds\": {}, \"art36_alerts\": [{}]}}",
+        a.overtime_and_holiday_seconds,
+        a.year_overtime_seconds,
+        a.months_over_limit,
+        a.max_average_seconds,
+        alerts.join(", ")
+    );
 }
 
 /// Why `attendance compute` could not compute.
