@@ -275,32 +275,9 @@ async fn a_closed_month_exports_as_paid_and_its_adjustments_go_with_the_next_mon
         5,
     );
     insert(&db, paid).await?;
+    let (closed, _) = punchctl(&db, &["close", "--tenant", "acme", "--month", "2026-11"]).await?;
+    assert!(closed.starts_with("closed acme 2026-11"), "{closed}");
     let client = db.client().await?;
-    let closing: i64 = client
-        .query_one(
-            "INSERT INTO month_closings (tenant_id, month, action, actor) \
-             VALUES ('acme', '2026-11', 'close', 'cli:test') RETURNING closing_id",
-            &[],
-        )
-        .await?
-        .get(0);
-    client
-        .execute(
-            "INSERT INTO closed_months (tenant_id, month, closing_id) VALUES ('acme', '2026-11', $1)",
-            &[&closing],
-        )
-        .await?;
-    client
-        .execute(
-            "INSERT INTO paid_months SELECT tenant_id, employee_id, month, group_id, first_day, \
-             last_day, days_worked, anomaly_days, worked_seconds, break_seconds, night_seconds, \
-             holiday_seconds, within_statutory_seconds, overtime_seconds, \
-             overtime_over60_seconds, worked_minutes, overtime_minutes, \
-             overtime_over60_minutes, night_minutes, holiday_minutes, rules_version, revision, \
-             computed_at, $1 FROM attendance_months WHERE month = '2026-11'",
-            &[&closing],
-        )
-        .await?;
     // Then a late day: the live month grows by 1 h 30 min and 30 s; the consumer records the
     // difference as adjustment 1, paid with December. A superseded one stays out.
     client

@@ -91,19 +91,6 @@ impl OneEmployee {
         ))
     }
 
-    /// A void of `target`, by `cli:hanako`.
-    pub fn void(&self, target: PunchId) -> anyhow::Result<Correction> {
-        Ok(Correction::void(
-            PunchId::random(),
-            self.scenario.punches[0].tenant_id.clone(),
-            self.employee()?,
-            target,
-            "cli:hanako".into(),
-            "entered on the wrong day".into(),
-            chrono::Utc::now().timestamp_millis(),
-        ))
-    }
-
     /// Appends `correction` to the group's corrections topic, as `punchctl correct` does.
     pub async fn submit(&self, correction: &Correction) -> anyhow::Result<()> {
         let topic = Topic::Corrections(self.group.group.clone()).name();

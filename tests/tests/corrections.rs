@@ -69,15 +69,36 @@ async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> an
 
     // The same correction again (a resent record) changes nothing: the first stands.
     world.submit(&add).await?;
-    let void = world.void(add.correction_id)?;
-    world.submit(&void).await?;
+    // The void through `punchctl correct void`, which finds the add stored by now.
+    let tenant = world.scenario.tenant.as_str();
+    let out = punchctl(
+        &world.stack,
+        &world.db,
+        &[
+            "correct",
+            "void",
+            "--tenant",
+            tenant,
+            "--target",
+            &add_id,
+            "--reason",
+            "entered on the wrong day",
+        ],
+    )
+    .await?;
+    let void_id: uuid::Uuid = out
+        .lines()
+        .next()
+        .context("punchctl prints the correction id first")?
+        .trim()
+        .parse()?;
     let undone = eventually("the void applied", WAIT, || async {
         Ok(day(&world.db, "2020-11-04").await?.filter(|d| d.0 == 0))
     })
     .await?;
     assert_eq!(undone.1, vec!["missing_clock_out".to_owned()]);
     assert!(undone.2, "the voided punch's own date stays corrected");
-    let mut ids = vec![add_id, void.correction_id.to_string()];
+    let mut ids = vec![add_id, void_id.to_string()];
     ids.sort();
     assert_eq!(undone.3, ids);
     assert_eq!(
@@ -122,54 +143,29 @@ async fn a_forgotten_clock_out_is_added_voided_and_rebuilt_byte_for_byte() -> an
     client
         .execute(
             "DELETE FROM corrections WHERE correction_id = $1",
-            &[void.correction_id.as_uuid()],
+            &[&void_id],
         )
         .await?;
     let report = punchctl::audit::run(&request, Arc::new(NoProgress)).await?;
     assert_eq!(report.corrections.missing.count, 1);
     assert_eq!(
         report.corrections.missing.examples[0].correction_id,
-        *void.correction_id.as_uuid()
+        void_id
     );
     assert_eq!(report.days.differing.count, 1);
     world.finish().await
 }
 
-/// Closes a month as `punchctl close` does (the admin crate's statements are tested with it):
-/// the history row, the closed month and the paid snapshot, under the consumer group's lock.
+/// Closes a month with `punchctl close`.
 async fn close(world: &OneEmployee, month: &str) -> anyhow::Result<()> {
-    let mut client = world.db.client().await?;
-    let tx = client.transaction().await?;
     let tenant = world.scenario.tenant.as_str();
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&format!("attendance.{}", world.group.group)],
+    let out = punchctl(
+        &world.stack,
+        &world.db,
+        &["close", "--tenant", tenant, "--month", month],
     )
     .await?;
-    let id: i64 = tx
-        .query_one(
-            "INSERT INTO month_closings (tenant_id, month, action, actor) \
-             VALUES ($1, $2, 'close', 'cli:test') RETURNING closing_id",
-            &[&tenant, &month],
-        )
-        .await?
-        .get(0);
-    tx.execute(
-        "INSERT INTO closed_months (tenant_id, month, closing_id) VALUES ($1, $2, $3)",
-        &[&tenant, &month, &id],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO paid_months SELECT tenant_id, employee_id, month, group_id, first_day, \
-         last_day, days_worked, anomaly_days, worked_seconds, break_seconds, night_seconds, \
-         holiday_seconds, within_statutory_seconds, overtime_seconds, overtime_over60_seconds, \
-         worked_minutes, overtime_minutes, overtime_over60_minutes, night_minutes, \
-         holiday_minutes, rules_version, revision, computed_at, $3 \
-         FROM attendance_months WHERE tenant_id = $1 AND month = $2",
-        &[&tenant, &month, &id],
-    )
-    .await?;
-    tx.commit().await?;
+    anyhow::ensure!(out.starts_with("closed "), "punchctl close: {out}");
     Ok(())
 }
 

@@ -18,6 +18,23 @@ pub struct Incoming {
     pub verdict: Option<CheckedPunch>,
 }
 
+/// Where a record stands in its topic: (partition, offset).
+pub(crate) trait Position {
+    fn position(&self) -> (i32, i64);
+}
+
+impl Position for Incoming {
+    fn position(&self) -> (i32, i64) {
+        (self.partition, self.offset)
+    }
+}
+
+impl Position for IncomingCorrection {
+    fn position(&self) -> (i32, i64) {
+        (self.partition, self.offset)
+    }
+}
+
 /// A record that goes to quarantine instead of Postgres.
 #[derive(Debug)]
 pub(crate) struct Poison {

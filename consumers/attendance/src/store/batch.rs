@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::closing::{self, Causes, ClosedLookup};
-use super::columns::{DayColumns, MonthColumns, PunchWrites};
+use super::columns::{OffsetColumns, PunchWrites, RecordWrites};
 use super::figures::Changes;
 use super::keys::{EmployeeKey, Touch};
 use super::marker::{self, Scope};
@@ -24,7 +24,7 @@ use super::rows;
 use super::rulebooks::{self, TenantRules};
 use super::sql::Statements;
 use crate::counts::Counts;
-use crate::decode::Incoming;
+use crate::decode::{Incoming, Position};
 
 /// One batch's transaction.
 pub(super) struct BatchContext<'a> {
@@ -188,33 +188,22 @@ impl BatchContext<'_> {
         batch_seq: i64,
     ) -> Result<Vec<Row>, StoreError> {
         let st = self.st;
-        let (cg, topic) = (self.consumer_group, self.topic);
-        let (parts, offs): (Vec<i32>, Vec<i64>) = next.iter().map(|(p, o)| (*p, *o)).unzip();
-        let days = DayColumns::of(&changes.days);
-        let months = MonthColumns::of(&changes.months);
+        let records = RecordWrites::of(changes);
+        let offsets = OffsetColumns::of(next);
         let (now, batch_seq) = (&now, &batch_seq);
-        let group = self.group.as_str();
         let mut statements: Vec<Pending<'_>> = Vec::with_capacity(5);
         let lookup = !changes.months.is_empty();
         if lookup {
             statements.push(closed.pending(tx));
         }
-        if !days.is_empty() {
-            statements.push(days.upsert(tx, st, group, now, batch_seq));
-        }
-        if !months.is_empty() {
-            statements.push(months.upsert(tx, st, group, now, batch_seq));
-        }
-        let (parts, offs) = (&parts, &offs);
-        statements.push(Box::pin(async move {
-            tx.query(&st.store_offsets, &[&cg, &topic, parts, offs])
-                .await
-        }));
-        if let Some(seq) = published_through {
-            statements.push(Box::pin(
-                async move { tx.query(&st.mark, &[&cg, &seq]).await },
-            ));
-        }
+        statements.extend(records.upserts(tx, st, self.group.as_str(), now, batch_seq));
+        statements.extend(offsets.writes(
+            tx,
+            st,
+            self.consumer_group,
+            self.topic,
+            published_through,
+        ));
         let results = pipelined(statements).await?;
         Ok(if lookup {
             results.into_iter().next().unwrap_or_default()
@@ -259,22 +248,23 @@ fn batch_ids(batch: &[Incoming]) -> (Vec<&str>, Vec<Uuid>) {
 /// Offsets: skips what an earlier batch applied; the batch may hold a record twice if a
 /// partition was re-read, so each (partition, offset) is kept once. Returns the records to
 /// apply and each partition's next offset.
-fn skip_applied<'a>(
-    batch: &'a [Incoming],
+pub(super) fn skip_applied<'a, R: Position>(
+    batch: &'a [R],
     stored: &HashMap<i32, i64>,
     counts: &mut Counts,
-) -> (Vec<&'a Incoming>, BTreeMap<i32, i64>) {
+) -> (Vec<&'a R>, BTreeMap<i32, i64>) {
     let mut next = BTreeMap::new();
     let mut seen = HashSet::new();
-    let mut fresh: Vec<&Incoming> = Vec::with_capacity(batch.len());
+    let mut fresh: Vec<&R> = Vec::with_capacity(batch.len());
     for record in batch {
-        let from = stored.get(&record.partition).copied().unwrap_or(0);
-        if record.offset < from || !seen.insert((record.partition, record.offset)) {
+        let (partition, offset) = record.position();
+        let from = stored.get(&partition).copied().unwrap_or(0);
+        if offset < from || !seen.insert((partition, offset)) {
             counts.already_applied += 1;
             continue;
         }
-        let entry = next.entry(record.partition).or_insert(from);
-        *entry = (*entry).max(record.offset + 1);
+        let entry = next.entry(partition).or_insert(from);
+        *entry = (*entry).max(offset + 1);
         fresh.push(record);
     }
     (fresh, next)

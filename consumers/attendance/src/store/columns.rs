@@ -1,7 +1,7 @@
 //! The batch's writes as column arrays, one multi-row statement per table
 //! (`INSERT .. SELECT FROM UNNEST`); the days' columns follow [`dakoku_rules::fields`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use dakoku_rules::v2::figures::{DAY_FIELDS, MONTH_FIELDS};
@@ -10,7 +10,7 @@ use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::figures::{DayWrite, MonthWrite};
+use super::figures::{Changes, DayWrite, MonthWrite};
 use super::keys::seconds_to_time;
 use super::pipeline::Pending;
 use super::resolve::{NewPunch, PunchState};
@@ -295,6 +295,80 @@ impl RejectionColumns {
         self.checked_at.push(millis_to_time(v.checked_at));
         self.partition.push(partition);
         self.offset.push(offset);
+    }
+}
+
+/// The record writes that end a transaction: its changed days and months as column arrays.
+pub(super) struct RecordWrites {
+    days: DayColumns,
+    months: MonthColumns,
+}
+
+impl RecordWrites {
+    pub(super) fn of(changes: &Changes) -> Self {
+        Self {
+            days: DayColumns::of(&changes.days),
+            months: MonthColumns::of(&changes.months),
+        }
+    }
+
+    /// Their upserts (none for an empty side), stamped with `now` and `batch_seq` (the outbox
+    /// position), to pipeline.
+    pub(super) fn upserts<'t>(
+        &'t self,
+        tx: &'t Transaction<'_>,
+        st: &'t Statements,
+        group: &'t str,
+        now: &'t DateTime<Utc>,
+        batch_seq: &'t i64,
+    ) -> Vec<Pending<'t>> {
+        let mut out = Vec::with_capacity(2);
+        if !self.days.is_empty() {
+            out.push(self.days.upsert(tx, st, group, now, batch_seq));
+        }
+        if !self.months.is_empty() {
+            out.push(self.months.upsert(tx, st, group, now, batch_seq));
+        }
+        out
+    }
+}
+
+/// Next offsets of a topic's partitions, as the statement takes them.
+pub(super) struct OffsetColumns {
+    partitions: Vec<i32>,
+    offsets: Vec<i64>,
+}
+
+impl OffsetColumns {
+    pub(super) fn of(next: &BTreeMap<i32, i64>) -> Self {
+        let (partitions, offsets) = next.iter().map(|(p, o)| (*p, *o)).unzip();
+        Self {
+            partitions,
+            offsets,
+        }
+    }
+
+    /// Stores them for `consumer_group` on `topic`, and the publish mark when given, to
+    /// pipeline.
+    pub(super) fn writes<'t>(
+        &'t self,
+        tx: &'t Transaction<'_>,
+        st: &'t Statements,
+        consumer_group: &'t str,
+        topic: &'t str,
+        published_through: Option<i64>,
+    ) -> Vec<Pending<'t>> {
+        let (parts, offs) = (&self.partitions, &self.offsets);
+        let mut out: Vec<Pending<'t>> = vec![Box::pin(async move {
+            tx.query(&st.store_offsets, &[&consumer_group, &topic, parts, offs])
+                .await
+        })];
+        if let Some(seq) = published_through {
+            out.push(Box::pin(async move {
+                tx.query(&st.mark, &[&consumer_group, &seq]).await
+            }));
+        }
+        out
     }
 }
 

@@ -12,12 +12,12 @@ use tokio_postgres::Client;
 use super::StoreError;
 use super::batch::BatchContext;
 use super::closing::{self, Causes};
-use super::columns::{DayColumns, MonthColumns};
+use super::columns::RecordWrites;
 use super::corrections;
 use super::keys::EmployeeKey;
 use super::marker::{self, Scope, UnfinishedRebuild};
 use super::outcome::{Applied, Recomputed};
-use super::pipeline::{Pending, pipelined};
+use super::pipeline::pipelined;
 use super::recompute;
 use super::requests::{self, RecomputeRequest};
 use super::rows;
@@ -409,17 +409,9 @@ impl Store {
             batch_seq,
         )
         .await?;
-        let days = DayColumns::of(&changes.days);
-        let months = MonthColumns::of(&changes.months);
-        let group = self.group.as_str();
+        let records = RecordWrites::of(&changes);
         let (now_ref, seq_ref) = (&now, &batch_seq);
-        let mut writes: Vec<Pending<'_>> = Vec::new();
-        if !days.is_empty() {
-            writes.push(days.upsert(tx, st, group, now_ref, seq_ref));
-        }
-        if !months.is_empty() {
-            writes.push(months.upsert(tx, st, group, now_ref, seq_ref));
-        }
+        let mut writes = records.upserts(tx, st, self.group.as_str(), now_ref, seq_ref);
         if let Some(request) = served {
             let (tenant, id) = (&request.tenant, &request.id);
             writes.push(Box::pin(async move {

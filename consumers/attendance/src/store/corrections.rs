@@ -4,7 +4,7 @@
 //! incrementally (an add counts at its instant, a void stops its target counting), and the
 //! offsets are stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use dakoku_schemas::{CorrectionAction, GroupId};
@@ -13,12 +13,13 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::batch::skip_applied;
 use super::closing::{self, Causes};
-use super::columns::{DayColumns, MonthColumns};
+use super::columns::{OffsetColumns, RecordWrites};
 use super::keys::{EmployeeKey, Touch};
 use super::marker;
 use super::outcome::Applied;
-use super::pipeline::{Pending, pipelined};
+use super::pipeline::pipelined;
 use super::recompute;
 use super::rulebooks;
 use super::sql::Statements;
@@ -120,18 +121,7 @@ pub(super) async fn apply(
         ..Applied::default()
     };
     let stored = offsets::from_rows(&tx.query(&st.offsets, &[&consumer_group, &topic]).await?);
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut fresh: Vec<&IncomingCorrection> = Vec::with_capacity(records.len());
-    for record in records {
-        let from = stored.get(&record.partition).copied().unwrap_or(0);
-        if record.offset < from {
-            applied.counts.already_applied += 1;
-            continue;
-        }
-        let entry = next.entry(record.partition).or_insert(from);
-        *entry = (*entry).max(record.offset + 1);
-        fresh.push(record);
-    }
+    let (fresh, next) = skip_applied(records, &stored, &mut applied.counts);
     if fresh.is_empty() {
         return Ok(applied);
     }
@@ -173,27 +163,11 @@ pub(super) async fn apply(
         applied.batch_seq,
     )
     .await?;
-    let days = DayColumns::of(&changes.days);
-    let months = MonthColumns::of(&changes.months);
-    let (parts, offs): (Vec<i32>, Vec<i64>) = next.iter().map(|(p, o)| (*p, *o)).unzip();
-    let (now_ref, seq_ref, name) = (&now, &applied.batch_seq, group.as_str());
-    let mut writes: Vec<Pending<'_>> = Vec::with_capacity(4);
-    if !days.is_empty() {
-        writes.push(days.upsert(tx, st, name, now_ref, seq_ref));
-    }
-    if !months.is_empty() {
-        writes.push(months.upsert(tx, st, name, now_ref, seq_ref));
-    }
-    let (parts, offs) = (&parts, &offs);
-    writes.push(Box::pin(async move {
-        tx.query(&st.store_offsets, &[&consumer_group, &topic, parts, offs])
-            .await
-    }));
-    if let Some(seq) = published_through {
-        writes.push(Box::pin(async move {
-            tx.query(&st.mark, &[&consumer_group, &seq]).await
-        }));
-    }
+    let records = RecordWrites::of(&changes);
+    let offsets = OffsetColumns::of(&next);
+    let seq = applied.batch_seq;
+    let mut writes = records.upserts(tx, st, group.as_str(), &now, &seq);
+    writes.extend(offsets.writes(tx, st, consumer_group, topic, published_through));
     pipelined(writes).await?;
     applied.counts.days_changed = changes.days.len() as u64;
     applied.counts.months_changed = changes.months.len() as u64;
